@@ -1,0 +1,360 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"rkt.dev/rkt/hypervisor"
+	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/kernel/initramfs"
+)
+
+// marker is what tests/bench/floorinit prints once it runs.
+const marker = "rkt-floor-init: up"
+
+// bootTimeout bounds every wait on a booting or stopping VM; TCG on a busy
+// 2-core machine can be several times slower than the ~1 s boot measured
+// on an idle one.
+const bootTimeout = 60 * time.Second
+
+// guestKernel finds the guest kernel: build/kernel/vmlinux as written by
+// `kernel/build.sh build/kernel`, else the newest one in the build cache.
+func guestKernel(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := filepath.Join(root, "build/kernel/vmlinux"); fileExists(k) {
+		return k
+	}
+	cache := os.Getenv("RKT_KERNEL_CACHE")
+	if cache == "" {
+		cache = "/var/cache/rkt/kernel"
+	}
+	cached, _ := filepath.Glob(filepath.Join(cache, "*", "vmlinux"))
+	sort.Slice(cached, func(i, j int) bool { return modTime(cached[i]).After(modTime(cached[j])) })
+	if len(cached) == 0 {
+		t.Skip("no guest kernel: build it with kernel/build.sh build/kernel (about 11-15 minutes the first time)")
+	}
+	return cached[0]
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func modTime(p string) time.Time {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+var (
+	initrdOnce sync.Once
+	initrdDir  string
+	initrdPath string
+	initrdErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if initrdDir != "" {
+		os.RemoveAll(initrdDir)
+	}
+	os.Exit(code)
+}
+
+// floorInitrd builds tests/bench/floorinit statically and packs it as
+// /init, once per test binary.
+func floorInitrd(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(DefaultBinary); err != nil {
+		t.Skipf("%s is not installed (apt-get install qemu-system-x86)", DefaultBinary)
+	}
+	initrdOnce.Do(func() {
+		initrdDir, initrdErr = os.MkdirTemp("", "rkt-qemu-test-")
+		if initrdErr != nil {
+			return
+		}
+		bin := filepath.Join(initrdDir, "floorinit")
+		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/bench/floorinit")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			initrdErr = &buildError{err: err, out: out}
+			return
+		}
+		initrdPath = filepath.Join(initrdDir, "initrd.gz")
+		f, err := os.Create(initrdPath)
+		if err != nil {
+			initrdErr = err
+			return
+		}
+		defer f.Close()
+		initrdErr = initramfs.Write(f, initramfs.Standard(bin))
+	})
+	if initrdErr != nil {
+		t.Fatalf("building the floorinit initramfs: %v", initrdErr)
+	}
+	return initrdPath
+}
+
+// buildError carries go build's output.
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
+
+// console collects the guest console and lets a test wait for a line.
+type console struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newConsole() *console { return &console{changed: make(chan struct{})} }
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// waitFor waits until the console shows s, and returns when it did.
+func (c *console) waitFor(t *testing.T, s string) time.Time {
+	t.Helper()
+	deadline := time.After(bootTimeout)
+	for {
+		c.mu.Lock()
+		found, changed := strings.Contains(c.buf.String(), s), c.changed
+		c.mu.Unlock()
+		if found {
+			return time.Now()
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("console did not show %q within %v; console:\n%s", s, bootTimeout, c)
+		}
+	}
+}
+
+// boot starts floorinit in the given mode. The QEMU process is killed by
+// PID when the test ends, whatever happened.
+func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.VM, *console, time.Time) {
+	t.Helper()
+	cfg := hypervisor.Config{
+		Kernel:     guestKernel(t),
+		Initrd:     floorInitrd(t),
+		Cmdline:    "-- " + mode,
+		MemoryMiB:  256,
+		VCPUs:      1,
+		Agent:      transport.Serial,
+		Console:    newConsole(),
+		RuntimeDir: shortTempDir(t),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	started := time.Now()
+	vm, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		// Only a QEMU that has not been reaped yet: its PID cannot have
+		// been reused. FindProcess holds a pidfd from then on.
+		if st, _ := vm.Status(context.Background()); st.State != "exited" {
+			if p, err := os.FindProcess(vm.PID()); err == nil {
+				p.Signal(syscall.SIGKILL)
+			}
+		}
+		waitExit(t, vm)
+	})
+	return vm, cfg.Console.(*console), started
+}
+
+// shortTempDir returns a temporary directory with a path short enough for
+// Unix sockets (t.TempDir includes the test name and can exceed 107 bytes).
+func shortTempDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "rkt-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// waitExit is vm.Wait bounded by bootTimeout.
+func waitExit(t *testing.T, vm hypervisor.VM) (hypervisor.ExitState, error) {
+	t.Helper()
+	type result struct {
+		state hypervisor.ExitState
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := vm.Wait()
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		return r.state, r.err
+	case <-time.After(bootTimeout):
+		t.Fatalf("QEMU pid %d still running %v after it should have exited", vm.PID(), bootTimeout)
+		return hypervisor.ExitState{}, nil
+	}
+}
+
+func TestBootPowerOff(t *testing.T) {
+	tests := []struct {
+		machine hypervisor.Machine
+		agent   transport.Kind
+	}{
+		{hypervisor.MicroVM, transport.Serial},
+		{hypervisor.Q35, transport.Serial},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.machine), func(t *testing.T) {
+			vm, con, started := boot(t, "poweroff", func(c *hypervisor.Config) {
+				c.Machine, c.Agent = tt.machine, tt.agent
+			})
+			up := con.waitFor(t, marker)
+			state, err := waitExit(t, vm)
+			exited := time.Now()
+			if err != nil || state.Reason != hypervisor.ExitPoweroff || state.ExitCode != 0 {
+				t.Fatalf("Wait = %v, %v; want a clean power-off\nconsole:\n%s", state, err, con)
+			}
+			if !strings.Contains(con.String(), "-rkt)") {
+				t.Errorf("the guest did not run the rkt kernel (no -rkt release); console:\n%s", con)
+			}
+			info := vm.Info()
+			if info.Accel == hypervisor.TCG && !strings.Contains(info.Notice, "TCG") {
+				t.Errorf("TCG notice %q", info.Notice)
+			}
+			t.Logf("%s/%s: QEMU start → marker %v, QEMU start → exit %v",
+				info.Machine, info.Accel, up.Sub(started).Round(time.Millisecond), exited.Sub(started).Round(time.Millisecond))
+		})
+	}
+}
+
+func TestBootPanic(t *testing.T) {
+	vm, con, started := boot(t, "exit", nil)
+	state, err := waitExit(t, vm)
+	if err == nil || state.Reason != hypervisor.ExitGuestCrash {
+		t.Fatalf("Wait = %v, %v; want a guest crash\nconsole:\n%s", state, err, con)
+	}
+	if !strings.Contains(state.Detail, "Attempted to kill init") {
+		t.Errorf("detail %q does not carry the panic message", state.Detail)
+	}
+	t.Logf("panic reported after %v: %v", time.Since(started).Round(time.Millisecond), err)
+}
+
+func TestStop(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       string
+		force      bool
+		grace      time.Duration
+		wantReason hypervisor.ExitReason
+		maxStop    time.Duration
+	}{
+		// The guest powers off on the ACPI power button.
+		{"graceful", "button", false, bootTimeout, hypervisor.ExitPoweroff, bootTimeout},
+		// The guest ignores the button: the grace period runs out, then
+		// QEMU is told to quit.
+		{"graceful times out", "sleep", false, time.Second, hypervisor.ExitStopped, time.Second + quitTimeout + killTimeout},
+		{"force", "sleep", true, bootTimeout, hypervisor.ExitStopped, quitTimeout + killTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vm, con, _ := boot(t, tt.mode, nil)
+			con.waitFor(t, marker)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			status, err := vm.Status(ctx)
+			cancel()
+			if err != nil || !status.Running || status.State != "running" {
+				t.Errorf("Status = %+v, %v; want running", status, err)
+			}
+
+			ctx, cancel = context.WithTimeout(context.Background(), tt.grace)
+			defer cancel()
+			start := time.Now()
+			if err := vm.Stop(ctx, tt.force); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if took := time.Since(start); took > tt.maxStop {
+				t.Errorf("Stop took %v, want at most %v", took, tt.maxStop)
+			}
+			state, err := waitExit(t, vm)
+			if state.Reason != tt.wantReason || err != nil {
+				t.Fatalf("Wait = %v, %v; want %v\nconsole:\n%s", state, err, tt.wantReason, con)
+			}
+			if status, err := vm.Status(context.Background()); err != nil || status.State != "exited" {
+				t.Errorf("Status after exit = %+v, %v", status, err)
+			}
+			t.Logf("stopped in %v: %v", time.Since(start).Round(time.Millisecond), state)
+		})
+	}
+}
+
+func TestAgentSerialEcho(t *testing.T) {
+	vm, con, started := boot(t, "echo", nil)
+	// Two connections in a row: the port must work again after the host
+	// side disconnects.
+	for i, msg := range []string{"ping over rkt.agent\n", "second connection\n"} {
+		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		conn, err := vm.DialAgent(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("DialAgent #%d: %v\nconsole:\n%s", i+1, err, con)
+		}
+		conn.SetDeadline(time.Now().Add(bootTimeout))
+		if _, err := io.WriteString(conn, msg); err != nil {
+			t.Fatalf("write #%d: %v", i+1, err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil {
+			t.Fatalf("read #%d: %v (got %q)\nconsole:\n%s", i+1, err, got, con)
+		}
+		conn.Close()
+		if string(got) != msg {
+			t.Fatalf("echo #%d = %q, want %q", i+1, got, msg)
+		}
+		if i == 0 {
+			t.Logf("first agent round trip %v after QEMU start", time.Since(started).Round(time.Millisecond))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := vm.Stop(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,202 @@
+package aci
+
+import (
+	"archive/tar"
+	"fmt"
+	"math"
+	"path"
+	"strings"
+)
+
+// Archive-level names of the two top-level entries.
+const (
+	manifestName = "manifest"
+	rootfsName   = "rootfs"
+)
+
+// kind is what an archive path turned out to be, as far as later entries
+// are concerned.
+type kind uint8
+
+const (
+	kindImplicitDir kind = iota + 1 // a parent of an entry, without an entry of its own
+	kindDir
+	kindRegular // regular files and hard links to them
+	kindSymlink
+	kindFIFO
+)
+
+// entry is a tar header that passed the checks.
+type entry struct {
+	hdr *tar.Header
+	// name is the clean archive path: "manifest", "rootfs" or "rootfs/...".
+	name string
+	// link is the clean archive path of a hard link's target.
+	link string
+}
+
+// checker applies the layout and safety policy to the headers of one
+// archive, in order. It remembers every path it has seen, which is what
+// duplicate, hard-link and parent checks need.
+type checker struct {
+	seen     map[string]kind
+	manifest bool
+}
+
+func newChecker() *checker { return &checker{seen: make(map[string]kind)} }
+
+// check validates one header. skip is true for headers that carry no file
+// (a pax global header, the archive root "./").
+func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return entry{}, true, nil
+	}
+	fail := func(err error) (entry, bool, error) { return entry{}, false, invalid(hdr.Name, err) }
+
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return fail(err)
+	}
+	if name == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return fail(fmt.Errorf("%w: the archive root must be a directory", ErrBadName))
+		}
+		return entry{}, true, nil
+	}
+	if err := checkTopLevel(name, hdr.Typeflag); err != nil {
+		return fail(err)
+	}
+	if err := checkOwner(hdr); err != nil {
+		return fail(err)
+	}
+	k, err := entryKind(hdr.Typeflag)
+	if err != nil {
+		return fail(err)
+	}
+	if err := c.checkPlace(name, k); err != nil {
+		return fail(err)
+	}
+
+	e = entry{hdr: hdr, name: name}
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		err = checkSymlink(name, hdr.Linkname)
+	case tar.TypeLink:
+		e.link, err = c.hardlinkTarget(hdr.Linkname)
+	}
+	if err != nil {
+		return fail(err)
+	}
+
+	c.seen[name] = k
+	if name == manifestName {
+		c.manifest = true
+	}
+	return e, false, nil
+}
+
+// finish reports what is missing once all headers were checked.
+func (c *checker) finish() error {
+	if !c.manifest {
+		return invalid("", ErrNoManifest)
+	}
+	if _, ok := c.seen[rootfsName]; !ok {
+		return invalid("", ErrNoRootfs)
+	}
+	return nil
+}
+
+func checkTopLevel(name string, typ byte) error {
+	top, _, below := strings.Cut(name, "/")
+	switch {
+	case top == manifestName && !below:
+		if typ != tar.TypeReg {
+			return fmt.Errorf("%w: the manifest must be a regular file", ErrBadName)
+		}
+	case top == rootfsName && !below:
+		if typ != tar.TypeDir {
+			return fmt.Errorf("%w: rootfs must be a directory", ErrBadName)
+		}
+	case top != rootfsName:
+		return ErrTopLevel
+	}
+	return nil
+}
+
+// checkOwner refuses ids that chown(2) cannot take; -1 would even mean
+// "leave unchanged".
+func checkOwner(hdr *tar.Header) error {
+	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid >= math.MaxUint32 || hdr.Gid >= math.MaxUint32 {
+		return fmt.Errorf("%w: owner %d:%d is out of range", ErrBadName, hdr.Uid, hdr.Gid)
+	}
+	return nil
+}
+
+func entryKind(typ byte) (kind, error) {
+	switch typ {
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeLink:
+		// The tar reader expands GNU sparse files into their contents, so
+		// they extract as ordinary regular files.
+		return kindRegular, nil
+	case tar.TypeDir:
+		return kindDir, nil
+	case tar.TypeSymlink:
+		return kindSymlink, nil
+	case tar.TypeFifo:
+		return kindFIFO, nil
+	case tar.TypeChar, tar.TypeBlock:
+		return 0, ErrDevice
+	default:
+		return 0, fmt.Errorf("%w %q", ErrUnsupportedType, typ)
+	}
+}
+
+// checkPlace refuses duplicates and entries whose parents are not
+// directories of this archive, and records implied parent directories.
+func (c *checker) checkPlace(name string, k kind) error {
+	if prev, ok := c.seen[name]; ok {
+		if prev == kindImplicitDir && k == kindDir {
+			return nil
+		}
+		if prev == kindImplicitDir {
+			return ErrReplacesDir
+		}
+		return ErrDuplicate
+	}
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		switch c.seen[dir] {
+		case 0:
+			c.seen[dir] = kindImplicitDir
+		case kindSymlink:
+			return ErrThroughSymlink
+		case kindRegular, kindFIFO:
+			return ErrParentNotDir
+		}
+	}
+	return nil
+}
+
+func checkSymlink(name, target string) error {
+	switch {
+	case target == "":
+		return fmt.Errorf("%w: empty symlink target", ErrBadName)
+	case strings.ContainsRune(target, 0):
+		return fmt.Errorf("%w: symlink target contains a NUL byte", ErrBadName)
+	case len(target) > maxPath:
+		return fmt.Errorf("%w: symlink target longer than %d bytes", ErrBadName, maxPath)
+	case !strings.HasPrefix(target, "/") && symlinkEscapes(name, target):
+		return fmt.Errorf("%w: %q", ErrSymlinkEscapes, target)
+	}
+	return nil
+}
+
+func (c *checker) hardlinkTarget(raw string) (string, error) {
+	target, err := cleanName(raw)
+	if err != nil {
+		return "", fmt.Errorf("hard link target %q: %w", raw, err)
+	}
+	if !strings.HasPrefix(target, rootfsName+"/") || c.seen[target] != kindRegular {
+		return "", fmt.Errorf("%w: %q", ErrHardlinkTarget, raw)
+	}
+	return target, nil
+}

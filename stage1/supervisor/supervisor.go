@@ -1,0 +1,300 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Supervisor starts apps and reaps every child process, including orphans
+// re-parented to it. It must be the only code in its process that waits for
+// children: it reaps with wait4(-1), so an os/exec.Cmd run beside it would
+// lose its exit status.
+type Supervisor struct {
+	mu    sync.Mutex
+	procs map[int]*Process
+}
+
+// ExitStatus is how an app ended. Code follows the shell convention: the
+// exit code, or 128+N when the app was killed by signal N, so that a pod's
+// exit code is always one number.
+type ExitStatus struct {
+	Code   int
+	Signal syscall.Signal // 0 unless killed by a signal
+}
+
+// Process is a started app.
+type Process struct {
+	// Name is the app name the process was started for.
+	Name   string
+	pid    int
+	done   chan struct{}
+	status ExitStatus
+	copies sync.WaitGroup
+	closer []io.Closer // parent ends of stdio pipes, closed after the copies
+}
+
+// The process has one reaper: wait4(-1) collects any child, so two
+// supervisors in one process would steal each other's exit statuses.
+var (
+	instance     *Supervisor
+	instanceErr  error
+	instanceOnce sync.Once
+)
+
+// New returns the process's Supervisor, starting its reaper on first use.
+// Unless it is already PID 1 it makes itself a child subreaper, so an app's
+// daemonised descendants are re-parented to it rather than to the host's
+// init and are reaped here.
+func New() (*Supervisor, error) {
+	instanceOnce.Do(func() {
+		if os.Getpid() != 1 {
+			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+				instanceErr = fmt.Errorf("becoming a child subreaper: %w", err)
+				return
+			}
+		}
+		s := &Supervisor{procs: map[int]*Process{}}
+		sigc := make(chan os.Signal, 16)
+		signal.Notify(sigc, unix.SIGCHLD)
+		go func() {
+			for range sigc {
+				s.reap()
+			}
+		}()
+		instance = s
+	})
+	return instance, instanceErr
+}
+
+// reap collects every exited child. It holds the lock for the whole loop so
+// that a child cannot be reaped between its fork and its registration in
+// Start.
+func (s *Supervisor) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return
+		}
+		p, ok := s.procs[pid]
+		if !ok {
+			continue // an orphan re-parented to us: reaping it is all we owe
+		}
+		delete(s.procs, pid)
+		st := ExitStatus{Code: ws.ExitStatus()}
+		if ws.Signaled() {
+			st = ExitStatus{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
+		}
+		go p.finish(st)
+	}
+}
+
+// finish waits briefly for the output copies to drain, then publishes the
+// status. A descendant that keeps the app's stdout open must not keep the
+// app "running" forever, hence the bound.
+func (p *Process) finish(st ExitStatus) {
+	drained := make(chan struct{})
+	go func() { p.copies.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
+	}
+	for _, c := range p.closer {
+		c.Close()
+	}
+	p.status = st
+	close(p.done)
+}
+
+// Pid returns the app's process ID (the helper execs the app in place).
+func (p *Process) Pid() int { return p.pid }
+
+// Wait blocks until the app has exited and its output has been copied.
+func (p *Process) Wait() ExitStatus {
+	<-p.done
+	return p.status
+}
+
+// Done is closed when the app has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig to the app.
+func (p *Process) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("app %s has already exited", p.Name)
+	default:
+	}
+	if err := unix.Kill(p.pid, sig); err != nil {
+		return fmt.Errorf("signalling app %s (pid %d): %w", p.Name, p.pid, err)
+	}
+	return nil
+}
+
+// Start starts an app and returns once the app's own command is running: a
+// failure to set up its root, mounts, user or working directory, or to find
+// its executable, is returned here with the reason rather than as an exit
+// code.
+func (s *Supervisor) Start(app App) (*Process, error) {
+	if err := app.validate(); err != nil {
+		return nil, err
+	}
+	return s.spawn(helperStart, app, true)
+}
+
+// Enter runs cmd inside the root of the running process pid (`rkt enter`):
+// the command sees the app's filesystem, with the app's environment, as the
+// given user. The returned Process is waited for like an app.
+func (s *Supervisor) Enter(pid int, app App) (*Process, error) {
+	app.Root = fmt.Sprintf("/proc/%d/root", pid)
+	app.Lower, app.Mounts = "", nil
+	if err := app.validate(); err != nil {
+		return nil, err
+	}
+	return s.spawn(helperEnter, app, false)
+}
+
+// spawn forks the current binary as the exec helper in the given mode. The
+// app spec travels over a pipe, and a second, close-on-exec pipe reports
+// whether the helper reached exec: EOF means the app is running, anything
+// else is the helper's error.
+func (s *Supervisor) spawn(mode string, app App, newMountNS bool) (*Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("starting app %s: finding own executable: %w", app.Name, err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	defer specR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		specW.Close()
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	defer errR.Close()
+
+	p := &Process{Name: app.Name, done: make(chan struct{})}
+	stdio, childEnds, err := p.stdio(app)
+	if err != nil {
+		specW.Close()
+		errW.Close()
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	attr := &os.ProcAttr{
+		Files: append(stdio, specR, errW),
+		Sys:   &syscall.SysProcAttr{Setsid: app.Stdin == nil || !isTerminal(app.Stdin)},
+		Env:   []string{},
+	}
+	if newMountNS {
+		attr.Sys.Unshareflags = syscall.CLONE_NEWNS
+	}
+
+	s.mu.Lock()
+	proc, err := os.StartProcess(self, []string{self, helperArg, mode}, attr)
+	if err == nil {
+		p.pid = proc.Pid
+		s.procs[p.pid] = p
+	}
+	s.mu.Unlock()
+	for _, f := range childEnds {
+		f.Close()
+	}
+	errW.Close()
+	if err != nil {
+		specW.Close()
+		p.closeAll()
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	proc.Release()
+
+	err = json.NewEncoder(specW).Encode(app)
+	specW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("starting app %s: sending its spec: %w", app.Name, err)
+	}
+	msg, _ := io.ReadAll(errR)
+	if len(msg) > 0 {
+		// The helper has exited (or is exiting); its status is reaped and
+		// dropped with the process.
+		p.Wait()
+		return nil, errors.New(string(msg))
+	}
+	return p, nil
+}
+
+// stdio returns the files handed to the child as fds 0-2, the child ends to
+// close in the parent after the fork, and starts the copies for non-file
+// streams.
+func (p *Process) stdio(app App) (files, childEnds []*os.File, err error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	childEnds = append(childEnds, devnull)
+
+	in := devnull
+	switch r := app.Stdin.(type) {
+	case nil:
+	case *os.File:
+		in = r
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, childEnds, err
+		}
+		in = pr
+		childEnds = append(childEnds, pr)
+		go func() { io.Copy(pw, r); pw.Close() }()
+	}
+	files = append(files, in)
+	for _, w := range []io.Writer{app.Stdout, app.Stderr} {
+		switch w := w.(type) {
+		case nil:
+			files = append(files, devnull)
+		case *os.File:
+			files = append(files, w)
+		default:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return nil, childEnds, err
+			}
+			files = append(files, pw)
+			childEnds = append(childEnds, pw)
+			p.closer = append(p.closer, pr)
+			p.copies.Add(1)
+			go func() { defer p.copies.Done(); io.Copy(w, pr) }()
+		}
+	}
+	return files, childEnds, nil
+}
+
+func (p *Process) closeAll() {
+	for _, c := range p.closer {
+		c.Close()
+	}
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
