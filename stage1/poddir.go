@@ -20,6 +20,7 @@ import (
 //	stage1/manifest              the stage1 image manifest
 //	stage1/rootfs                the stage1 rootfs (a symlink into the tree store)
 //	stage1TreeStoreID            tree store ID of the stage1 image
+//	stage1ImageID                image ID of the stage1 image
 //	appsinfo/<app>/manifest      the app's image manifest
 //	appsinfo/<app>/treeStoreID   tree store ID of the app's rendered image
 //	apps/<app>/rootfs            where a host-side flavor mounts the app's writable rootfs
@@ -53,6 +54,10 @@ func (p PodDir) Stage1Rootfs() string { return p.join("stage1", "rootfs") }
 
 // Stage1TreeStoreID is the file holding the stage1 image's tree store ID.
 func (p PodDir) Stage1TreeStoreID() string { return p.join("stage1TreeStoreID") }
+
+// Stage1ImageID is the file holding the stage1 image's ID, so image gc can
+// tell the image is in use.
+func (p PodDir) Stage1ImageID() string { return p.join("stage1ImageID") }
 
 // AppInfoDir is the directory with the app's image manifest and tree ID.
 func (p PodDir) AppInfoDir(app types.ACName) string { return p.join("appsinfo", app.String()) }

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"rkt.dev/rkt/tests/testutil/mountinfo"
+	"rkt.dev/rkt/internal/mountinfo"
 )
 
 // cgroupEntry is one line of /proc/<pid>/cgroup: "ID:controllers:path".

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"rkt.dev/rkt/tests/testutil/mountinfo"
+	"rkt.dev/rkt/internal/mountinfo"
 )
 
 func printEnv(w io.Writer, names []string) error {

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"rkt.dev/rkt/tests/testutil/mountinfo"
+	"rkt.dev/rkt/internal/mountinfo"
 )
 
 func TestRun(t *testing.T) {

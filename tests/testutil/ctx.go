@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"rkt.dev/rkt/internal/mountinfo"
 )
 
 // DefaultTimeout bounds every command a Ctx runs unless the test changes
@@ -151,7 +153,7 @@ func (c *Ctx) cleanup() {
 	if r, err := c.runQuietly("gc", "--grace-period=0s"); err != nil || r.ExitCode != 0 {
 		c.t.Logf("cleanup: rkt gc: %v %v", err, r)
 	}
-	if err := unmountUnder(c.root); err != nil {
+	if err := mountinfo.UnmountUnder(c.root); err != nil {
 		c.t.Errorf("cleanup: %v; not removing %s", err, c.root)
 		return
 	}

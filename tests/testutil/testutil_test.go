@@ -17,8 +17,6 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
-
-	"rkt.dev/rkt/tests/testutil/mountinfo"
 )
 
 // fakeRkt stands in for the rkt binary: it logs its arguments and, after
@@ -183,67 +181,6 @@ func TestCleanup(t *testing.T) {
 	}
 	if _, err := os.Stat(c.root); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s not removed: %v", c.root, err)
-	}
-}
-
-func TestMountsUnder(t *testing.T) {
-	mounts := []mountinfo.Mount{
-		{MountPoint: "/"},
-		{MountPoint: "/t/dir"},
-		{MountPoint: "/t/dir/pods/a/stage1/rootfs"},
-		{MountPoint: "/t/dir/pods/a/stage1/rootfs/proc"},
-		{MountPoint: "/t/dir/pods/a/stage1/rootfs", Source: "stacked"},
-		{MountPoint: "/t/dir2"},
-		{MountPoint: "/t/dir/volume"},
-	}
-	tests := []struct {
-		dir  string
-		want []string
-	}{
-		{"/t/dir", []string{
-			"/t/dir/pods/a/stage1/rootfs/proc",
-			"/t/dir/pods/a/stage1/rootfs",
-			"/t/dir/pods/a/stage1/rootfs",
-			"/t/dir/volume",
-			"/t/dir",
-		}},
-		{"/t/dir2", []string{"/t/dir2"}},
-		{"/t/none", nil},
-	}
-	for _, tt := range tests {
-		if got := mountsUnder(mounts, tt.dir); !slices.Equal(got, tt.want) {
-			t.Errorf("mountsUnder(%q) = %q, want %q", tt.dir, got, tt.want)
-		}
-	}
-}
-
-// TestUnmountUnder mounts a small tree with stacked and nested mounts and
-// checks that all of it goes.
-func TestUnmountUnder(t *testing.T) {
-	RequireRoot(t)
-	dir := t.TempDir()
-	mount := func(target string) {
-		t.Helper()
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Mount("tmpfs", target, "tmpfs", 0, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mount(filepath.Join(dir, "a"))
-	mount(filepath.Join(dir, "a", "b", "c"))
-	mount(filepath.Join(dir, "a")) // stacked on top of the first
-	mount(filepath.Join(dir, "a", "d"))
-	if err := unmountUnder(dir); err != nil {
-		t.Fatal(err)
-	}
-	mounts, err := mountinfo.Self()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if left := mountsUnder(mounts, dir); len(left) > 0 {
-		t.Errorf("still mounted: %q", left)
 	}
 }
 

@@ -69,6 +69,9 @@ func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
 	if err := checkOwner(hdr); err != nil {
 		return fail(err)
 	}
+	if isSparse(hdr) {
+		return fail(ErrSparse)
+	}
 	k, err := entryKind(hdr.Typeflag)
 	if err != nil {
 		return fail(err)
@@ -134,9 +137,7 @@ func checkOwner(hdr *tar.Header) error {
 
 func entryKind(typ byte) (kind, error) {
 	switch typ {
-	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeLink:
-		// The tar reader expands GNU sparse files into their contents, so
-		// they extract as ordinary regular files.
+	case tar.TypeReg, tar.TypeLink:
 		return kindRegular, nil
 	case tar.TypeDir:
 		return kindDir, nil
@@ -149,6 +150,21 @@ func entryKind(typ byte) (kind, error) {
 	default:
 		return 0, fmt.Errorf("%w %q", ErrUnsupportedType, typ)
 	}
+}
+
+// isSparse reports a GNU sparse file, in the old GNU format or as pax
+// records. The tar reader would expand its holes into zeros, so a tiny
+// image could fill the disk when extracted; images have no use for them.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPlace refuses duplicates and entries whose parents are not

@@ -25,8 +25,9 @@
 //     non-directory (writing "rootfs/a/passwd" after "rootfs/a -> /etc"), or
 //     it replaces a directory implied by earlier entries;
 //   - it is a character or block device (device nodes in an image would give
-//     the container access to host devices), or of a type this package does
-//     not know.
+//     the container access to host devices), a GNU sparse file (its holes
+//     would expand a tiny image into huge files), or of a type this package
+//     does not know.
 //
 // FIFOs are allowed. Permission bits including setuid, setgid and sticky
 // are kept, modification times are applied, and ownership (numeric uid and

@@ -43,6 +43,7 @@ var (
 	ErrReplacesDir     = errors.New("replaces a directory that earlier entries are in")
 	ErrDevice          = errors.New("device nodes are not allowed in images")
 	ErrUnsupportedType = errors.New("unsupported entry type")
+	ErrSparse          = errors.New("sparse files are not allowed in images")
 	ErrNoManifest      = errors.New(`missing "manifest"`)
 	ErrNoRootfs        = errors.New(`missing "rootfs/"`)
 	ErrManifest        = errors.New("invalid image manifest")

@@ -124,7 +124,7 @@ func (x *extractor) write(e entry, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("extracting %q: %w", e.hdr.Name, err)
 	}
-	if e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeGNUSparse || e.hdr.Typeflag == tar.TypeLink {
+	if e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeLink {
 		x.written[e.name] = true
 	}
 	return nil

@@ -120,6 +120,28 @@ func TestExtractRefusesBadImagesAndStaysInside(t *testing.T) {
 	}
 }
 
+// Sparse files cannot be written with archive/tar; the fixtures were made
+// with GNU tar --sparse from a 2 GiB file with one byte of data, which an
+// extractor that accepted them would write out in full.
+func TestSparseFilesAreRefused(t *testing.T) {
+	for _, fixture := range []string{"testdata/sparse-gnu.aci", "testdata/sparse-pax.aci"} {
+		t.Run(fixture, func(t *testing.T) {
+			data, err := os.ReadFile(fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := badImage{entry: "rootfs/big", reason: ErrSparse}
+			_, _, err = Validate(bytes.NewReader(data))
+			checkRefusal(t, tc, err)
+			dest := t.TempDir()
+			checkRefusal(t, tc, Extract(bytes.NewReader(data), dest, ExtractOptions{}))
+			if _, err := os.Stat(filepath.Join(dest, "rootfs", "big")); err == nil {
+				t.Error("the sparse file was extracted")
+			}
+		})
+	}
+}
+
 // assertOnlyEntries fails unless dir holds exactly the named entries.
 func assertOnlyEntries(t *testing.T, dir string, want ...string) {
 	t.Helper()

@@ -1,4 +1,4 @@
-package testutil
+package mountinfo
 
 import (
 	"errors"
@@ -6,19 +6,17 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-
-	"rkt.dev/rkt/tests/testutil/mountinfo"
 )
 
-// unmountRounds bounds unmountUnder: each round re-reads the mount table,
+// unmountRounds bounds UnmountUnder: each round re-reads the mount table,
 // because one lazy unmount can take several listed mounts with it, and
 // stacked mounts reveal the ones below.
 const unmountRounds = 5
 
-// mountsUnder returns the mountpoints at or below dir in the order to
+// Under returns the mountpoints at or below dir in the order to
 // unmount them: deepest first, and of mounts on the same point the most
 // recent (topmost) first. Stacked mounts yield the point once per mount.
-func mountsUnder(mounts []mountinfo.Mount, dir string) []string {
+func Under(mounts []Mount, dir string) []string {
 	var points []string
 	// Newest first: the kernel lists a mount after the one it covers.
 	for _, m := range slices.Backward(mounts) {
@@ -32,18 +30,18 @@ func mountsUnder(mounts []mountinfo.Mount, dir string) []string {
 	return points
 }
 
-// unmountUnder lazily unmounts everything at or below dir (a pod's
+// UnmountUnder lazily unmounts everything at or below dir (a pod's
 // leftovers: rootfs overlays, volumes, /proc and /sys of a stage1 that
 // died), so that removing dir cannot recurse into a host directory
 // bind-mounted into a pod.
-func unmountUnder(dir string) error {
+func UnmountUnder(dir string) error {
 	var errs []error
 	for range unmountRounds {
-		mounts, err := mountinfo.Self()
+		mounts, err := Self()
 		if err != nil {
 			return err
 		}
-		points := mountsUnder(mounts, dir)
+		points := Under(mounts, dir)
 		if len(points) == 0 {
 			return nil
 		}
@@ -57,11 +55,11 @@ func unmountUnder(dir string) error {
 			}
 		}
 	}
-	mounts, err := mountinfo.Self()
+	mounts, err := Self()
 	if err != nil {
 		return err
 	}
-	if left := mountsUnder(mounts, dir); len(left) > 0 {
+	if left := Under(mounts, dir); len(left) > 0 {
 		return fmt.Errorf("still mounted after %d rounds: %v: %w", unmountRounds, left, errors.Join(errs...))
 	}
 	return nil
