@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/ulikunitz/xz"
@@ -176,4 +178,39 @@ func assertOnly(t *testing.T, dir string, want ...string) {
 			return
 		}
 	}
+}
+
+// Concurrent imports, like several rkt processes fetching at once, store
+// each image once and leave nothing behind.
+func TestImportConcurrently(t *testing.T) {
+	s, _ := newStore(t)
+	images := [][]byte{
+		at.Build(t, at.Image(t, "example.com/a", at.File("rootfs/a", "a"))...),
+		at.Build(t, at.Image(t, "example.com/b", at.File("rootfs/b", "b"))...),
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			other, err := Open(s.dataDir)
+			if err == nil {
+				_, err = other.Import(bytes.NewReader(images[i%2]))
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 2 {
+		t.Errorf("List = %v, %v; want two images", list, err)
+	}
+	assertOnly(t, s.casPath("tmp"))
+	want := []string{idOf(images[0]) + ".json", idOf(images[1]) + ".json"}
+	slices.Sort(want)
+	assertOnly(t, s.casPath("index"), want...)
 }

@@ -56,7 +56,8 @@ func (s *Store) Remove(id string, inUse InUseFunc) error {
 		return err
 	}
 	defer l.Close()
-	if _, err := s.readRecord(id); err != nil {
+	// A damaged record still names an image that can be removed.
+	if _, err := s.readRecord(id); errors.Is(err, ErrNotFound) {
 		return err
 	}
 	if err := s.checkUnused(id, inUse); err != nil {

@@ -121,13 +121,15 @@ func (p *Pod) Remove(o GCOptions) error {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	if err := p.TryLock(); err != nil {
-		if errors.Is(err, lock.ErrLocked) {
-			return fmt.Errorf("pod %s is %s; stop it first with 'rkt stop'", p.UUID, p.State())
+	if p.lk == nil { // not already ours, as it is for a failed rkt run
+		if err := p.TryLock(); err != nil {
+			if errors.Is(err, lock.ErrLocked) {
+				return fmt.Errorf("pod %s is %s; stop it first with 'rkt stop'", p.UUID, p.State())
+			}
+			return err
 		}
-		return err
+		defer p.Close()
 	}
-	defer p.Close()
 	if p.dir == dirRun {
 		// Mark it first so that, if deletion is interrupted, gc finishes it.
 		if err := p.move(dirExitedGarbage); err != nil {

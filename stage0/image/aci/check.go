@@ -59,7 +59,7 @@ func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
 	}
 	if name == "." {
 		if hdr.Typeflag != tar.TypeDir {
-			return fail(fmt.Errorf("%w: the archive root must be a directory", ErrBadName))
+			return fail(fmt.Errorf("%w: the archive root must be a directory", errBadEntry))
 		}
 		return entry{}, true, nil
 	}
@@ -70,7 +70,7 @@ func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
 		return fail(err)
 	}
 	if isSparse(hdr) {
-		return fail(ErrSparse)
+		return fail(errSparse)
 	}
 	k, err := entryKind(hdr.Typeflag)
 	if err != nil {
@@ -101,10 +101,10 @@ func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
 // finish reports what is missing once all headers were checked.
 func (c *checker) finish() error {
 	if !c.manifest {
-		return invalid("", ErrNoManifest)
+		return invalid("", errNoManifest)
 	}
 	if _, ok := c.seen[rootfsName]; !ok {
-		return invalid("", ErrNoRootfs)
+		return invalid("", errNoRootfs)
 	}
 	return nil
 }
@@ -114,14 +114,14 @@ func checkTopLevel(name string, typ byte) error {
 	switch {
 	case top == manifestName && !below:
 		if typ != tar.TypeReg {
-			return fmt.Errorf("%w: the manifest must be a regular file", ErrBadName)
+			return fmt.Errorf("%w: the manifest must be a regular file", errBadEntry)
 		}
 	case top == rootfsName && !below:
 		if typ != tar.TypeDir {
-			return fmt.Errorf("%w: rootfs must be a directory", ErrBadName)
+			return fmt.Errorf("%w: rootfs must be a directory", errBadEntry)
 		}
 	case top != rootfsName:
-		return ErrTopLevel
+		return errTopLevel
 	}
 	return nil
 }
@@ -130,7 +130,7 @@ func checkTopLevel(name string, typ byte) error {
 // "leave unchanged".
 func checkOwner(hdr *tar.Header) error {
 	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid >= math.MaxUint32 || hdr.Gid >= math.MaxUint32 {
-		return fmt.Errorf("%w: owner %d:%d is out of range", ErrBadName, hdr.Uid, hdr.Gid)
+		return fmt.Errorf("%w: owner %d:%d is out of range", errBadEntry, hdr.Uid, hdr.Gid)
 	}
 	return nil
 }
@@ -146,9 +146,9 @@ func entryKind(typ byte) (kind, error) {
 	case tar.TypeFifo:
 		return kindFIFO, nil
 	case tar.TypeChar, tar.TypeBlock:
-		return 0, ErrDevice
+		return 0, errDevice
 	default:
-		return 0, fmt.Errorf("%w %q", ErrUnsupportedType, typ)
+		return 0, fmt.Errorf("%w %q", errUnsupportedType, typ)
 	}
 }
 
@@ -175,18 +175,18 @@ func (c *checker) checkPlace(name string, k kind) error {
 			return nil
 		}
 		if prev == kindImplicitDir {
-			return ErrReplacesDir
+			return errReplacesDir
 		}
-		return ErrDuplicate
+		return errDuplicate
 	}
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 		switch c.seen[dir] {
 		case 0:
 			c.seen[dir] = kindImplicitDir
 		case kindSymlink:
-			return ErrThroughSymlink
+			return errThroughSymlink
 		case kindRegular, kindFIFO:
-			return ErrParentNotDir
+			return errParentNotDir
 		}
 	}
 	return nil
@@ -195,13 +195,13 @@ func (c *checker) checkPlace(name string, k kind) error {
 func checkSymlink(name, target string) error {
 	switch {
 	case target == "":
-		return fmt.Errorf("%w: empty symlink target", ErrBadName)
+		return fmt.Errorf("%w: empty symlink target", errBadEntry)
 	case strings.ContainsRune(target, 0):
-		return fmt.Errorf("%w: symlink target contains a NUL byte", ErrBadName)
+		return fmt.Errorf("%w: symlink target contains a NUL byte", errBadEntry)
 	case len(target) > maxPath:
-		return fmt.Errorf("%w: symlink target longer than %d bytes", ErrBadName, maxPath)
+		return fmt.Errorf("%w: symlink target longer than %d bytes", errBadEntry, maxPath)
 	case !strings.HasPrefix(target, "/") && symlinkEscapes(name, target):
-		return fmt.Errorf("%w: %q", ErrSymlinkEscapes, target)
+		return fmt.Errorf("%w: %q", errSymlinkEscapes, target)
 	}
 	return nil
 }
@@ -212,7 +212,7 @@ func (c *checker) hardlinkTarget(raw string) (string, error) {
 		return "", fmt.Errorf("hard link target %q: %w", raw, err)
 	}
 	if !strings.HasPrefix(target, rootfsName+"/") || c.seen[target] != kindRegular {
-		return "", fmt.Errorf("%w: %q", ErrHardlinkTarget, raw)
+		return "", fmt.Errorf("%w: %q", errHardlinkTarget, raw)
 	}
 	return target, nil
 }

@@ -28,23 +28,23 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 
 func invalid(entry string, err error) error { return &InvalidError{Entry: entry, Err: err} }
 
-// The reasons an entry is refused. They are wrapped in an InvalidError that
-// names the entry; tests and callers may match them with errors.Is.
+// The reasons an archive or an entry is refused, wrapped in an
+// InvalidError; tests match them with errors.Is.
 var (
-	ErrAbsolutePath    = errors.New("absolute path")
-	ErrPathEscapes     = errors.New("path escapes the image root")
-	ErrBadName         = errors.New("invalid name")
-	ErrTopLevel        = errors.New(`only "manifest" and "rootfs/" may be at the top level of an image`)
-	ErrDuplicate       = errors.New("duplicate entry")
-	ErrSymlinkEscapes  = errors.New("symlink target escapes the image rootfs")
-	ErrHardlinkTarget  = errors.New("hard link target is not an earlier regular file under rootfs/")
-	ErrThroughSymlink  = errors.New("a parent directory is a symlink in this image; writing through it is not allowed")
-	ErrParentNotDir    = errors.New("a parent directory is not a directory in this image")
-	ErrReplacesDir     = errors.New("replaces a directory that earlier entries are in")
-	ErrDevice          = errors.New("device nodes are not allowed in images")
-	ErrUnsupportedType = errors.New("unsupported entry type")
-	ErrSparse          = errors.New("sparse files are not allowed in images")
-	ErrNoManifest      = errors.New(`missing "manifest"`)
-	ErrNoRootfs        = errors.New(`missing "rootfs/"`)
-	ErrManifest        = errors.New("invalid image manifest")
+	errAbsolutePath    = errors.New("absolute path")
+	errPathEscapes     = errors.New("path escapes the image root")
+	errBadEntry        = errors.New("invalid entry")
+	errTopLevel        = errors.New(`only "manifest" and "rootfs/" may be at the top level of an image`)
+	errDuplicate       = errors.New("duplicate entry")
+	errSymlinkEscapes  = errors.New("symlink target escapes the image rootfs")
+	errHardlinkTarget  = errors.New("hard link target is not an earlier regular file under rootfs/")
+	errThroughSymlink  = errors.New("a parent directory is a symlink in this image; writing through it is not allowed")
+	errParentNotDir    = errors.New("a parent directory is not a directory in this image")
+	errReplacesDir     = errors.New("replaces a directory that earlier entries are in")
+	errDevice          = errors.New("device nodes are not allowed in images")
+	errUnsupportedType = errors.New("unsupported entry type")
+	errSparse          = errors.New("sparse files are not allowed in images")
+	errNoManifest      = errors.New(`missing "manifest"`)
+	errNoRootfs        = errors.New(`missing "rootfs/"`)
+	errManifest        = errors.New("invalid image manifest")
 )

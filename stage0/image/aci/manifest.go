@@ -19,38 +19,38 @@ const MaxManifestSize = 1 << 20
 // never has to interpret a malformed value.
 func ParseManifest(data []byte) (*schema.ImageManifest, error) {
 	if len(data) > MaxManifestSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrManifest, MaxManifestSize)
+		return nil, fmt.Errorf("%w: larger than %d bytes", errManifest, MaxManifestSize)
 	}
 	// appc's own syntax errors span several lines; report a short one.
 	var probe any
 	if err := json.Unmarshal(data, &probe); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%w: not valid JSON at byte %d: %v", ErrManifest, se.Offset, se)
+			return nil, fmt.Errorf("%w: not valid JSON at byte %d: %v", errManifest, se.Offset, se)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		return nil, fmt.Errorf("%w: %v", errManifest, err)
 	}
 	im, err := unmarshalManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		return nil, fmt.Errorf("%w: %v", errManifest, err)
 	}
 	// appc checks some fields only when encoding (a label without a
 	// name passes decoding); rkt encodes manifests into pods and prints
 	// them, so a manifest that cannot be encoded is refused now.
 	if _, err := json.Marshal(im); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, innermost(err))
+		return nil, fmt.Errorf("%w: %v", errManifest, innermost(err))
 	}
 	if im.ACVersion.LessThanMajor(schema.AppContainerVersion) {
-		return nil, fmt.Errorf("%w: acVersion %s is older than the supported %s", ErrManifest, im.ACVersion, schema.AppContainerVersion)
+		return nil, fmt.Errorf("%w: acVersion %s is older than the supported %s", errManifest, im.ACVersion, schema.AppContainerVersion)
 	}
 	for _, p := range im.PathWhitelist {
 		if !path.IsAbs(p) {
-			return nil, fmt.Errorf("%w: pathWhitelist entry %q is not an absolute path", ErrManifest, p)
+			return nil, fmt.Errorf("%w: pathWhitelist entry %q is not an absolute path", errManifest, p)
 		}
 	}
 	for _, d := range im.Dependencies {
 		if d.ImageID != nil && !d.ImageID.Empty() && !IsImageID(d.ImageID.String(), 1) {
-			return nil, fmt.Errorf("%w: dependency %s: imageID %q is not a sha512 image ID", ErrManifest, d.ImageName, d.ImageID)
+			return nil, fmt.Errorf("%w: dependency %s: imageID %q is not a sha512 image ID", errManifest, d.ImageName, d.ImageID)
 		}
 	}
 	return im, nil

@@ -20,20 +20,20 @@ const (
 func cleanName(raw string) (string, error) {
 	switch {
 	case raw == "":
-		return "", fmt.Errorf("%w: empty name", ErrBadName)
+		return "", fmt.Errorf("%w: empty name", errBadEntry)
 	case strings.ContainsRune(raw, 0):
-		return "", fmt.Errorf("%w: name contains a NUL byte", ErrBadName)
+		return "", fmt.Errorf("%w: name contains a NUL byte", errBadEntry)
 	case len(raw) > maxPath:
-		return "", fmt.Errorf("%w: name longer than %d bytes", ErrBadName, maxPath)
+		return "", fmt.Errorf("%w: name longer than %d bytes", errBadEntry, maxPath)
 	case strings.HasPrefix(raw, "/"):
-		return "", ErrAbsolutePath
+		return "", errAbsolutePath
 	}
 	for c := range strings.SplitSeq(raw, "/") {
 		if c == ".." {
-			return "", ErrPathEscapes
+			return "", errPathEscapes
 		}
 		if len(c) > maxComponent {
-			return "", fmt.Errorf("%w: a path component is longer than %d bytes", ErrBadName, maxComponent)
+			return "", fmt.Errorf("%w: a path component is longer than %d bytes", errBadEntry, maxComponent)
 		}
 	}
 	return path.Clean(raw), nil

@@ -1,0 +1,44 @@
+// Command stage1-fly is the fly stage1: it runs a pod's apps with a chroot-
+// like root only, sharing the host's network, PID, IPC and UTS namespaces.
+// It is for system software that must see the host, such as a kubelet.
+//
+// One static binary serves every entrypoint; the stage1 image links it as
+// /init (run), /enter, /stop and /gc, and it dispatches on its name.
+//
+// Each app gets its own mount namespace (made by the supervisor), in which
+// its rootfs is an overlay of the image and the host's /proc, /sys and /dev
+// are bind-mounted: the overlay and the volumes therefore vanish with the
+// app and never need unmounting on the host. This departs from the original
+// rkt fly, which mounted in the host namespace.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"rkt.dev/rkt/stage1/supervisor"
+)
+
+func main() {
+	supervisor.RunHelperIfRequested()
+	var err error
+	code := 0
+	switch name := filepath.Base(os.Args[0]); name {
+	case "init", "run":
+		code, err = runPod(os.Args[1:])
+	case "enter":
+		code, err = enter(os.Args[1:])
+	case "stop":
+		err = stop(os.Args[1:])
+	case "gc":
+		err = gc(os.Args[1:])
+	default:
+		err = fmt.Errorf("unknown entrypoint %q; run me as init, enter, stop or gc", name)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-fly: %v\n", err)
+		os.Exit(254)
+	}
+	os.Exit(code)
+}
