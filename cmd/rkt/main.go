@@ -28,10 +28,10 @@ func main() {
 	// first; rkt itself runs stage1-less helpers nowhere, but enter for fly
 	// pods reuses the same helper.
 	supervisor.RunHelperIfRequested()
-	os.Exit(run(os.Args[1:]))
+	os.Exit(execute(os.Args[1:]))
 }
 
-func run(args []string) int {
+func execute(args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.Execute()

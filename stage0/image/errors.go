@@ -20,7 +20,9 @@ func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // InUseError is returned when removing an image that pods still use.
 type InUseError struct {
-	ID   string
+	// ID is the image that was to be removed.
+	ID string
+	// Pods are the UUIDs of the pods using it.
 	Pods []string
 	// Via is the image the pods use, when it is not ID itself but an image
 	// rendered on top of it.

@@ -16,6 +16,9 @@ import (
 // the process that was `rkt run` is the pod's stage1, so whatever supervises
 // rkt (a systemd unit, a shell, `timeout`) supervises the pod.
 func (s *state) execStage1() error {
+	if err := s.pod.ToRun(); err != nil {
+		return err
+	}
 	dir := s.pod.Dir()
 	entry, err := pod.Entrypoint(dir, s.stage1Manifest, stage1.AnnotationRun)
 	if err != nil {
@@ -24,10 +27,6 @@ func (s *state) execStage1() error {
 	if _, err := os.Stat(entry); err != nil {
 		return fmt.Errorf("stage1 run entrypoint: %w", err)
 	}
-	if err := s.pod.ToRun(); err != nil {
-		return err
-	}
-	dir = s.pod.Dir()
 	if err := s.saveUUID(); err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func (s *state) runtimeApp(a AppOptions, im fetchedImage, vols map[types.ACName]
 			mode, uid, gid := "0755", 0, 0
 			pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", Mode: &mode, UID: &uid, GID: &gid})
 			vols[mp.Name] = true
-			fmt.Fprintf(s.opts.Log, "rkt: app %s: mount point %s (%s) has no volume; using an empty one\n", name, mp.Name, mp.Path)
+			s.logf("app %s: mount point %s (%s) has no volume; using an empty one", name, mp.Name, mp.Path)
 		}
 		ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: path.Clean(mp.Path)})
 	}

@@ -53,6 +53,7 @@ var badImages = []badImage{
 	{"missing manifest", raw(Dir("rootfs"), File("rootfs/a", "x")), "", errNoManifest},
 	{"missing rootfs", raw(File("manifest", validManifest)), "", errNoRootfs},
 	{"empty archive", raw(), "", errNoManifest},
+	{"manifest too large", raw(File("manifest", strings.Repeat(" ", maxManifestSize+1)), Dir("rootfs")), "manifest", errManifest},
 	{"manifest not JSON", raw(File("manifest", "{not json"), Dir("rootfs")), "manifest", errManifest},
 	{"manifest wrong kind", raw(File("manifest", `{"acKind":"PodManifest","acVersion":"0.8.11","name":"x"}`), Dir("rootfs")), "manifest", errManifest},
 	{"manifest without name", raw(File("manifest", `{"acKind":"ImageManifest","acVersion":"0.8.11"}`), Dir("rootfs")), "manifest", errManifest},

@@ -9,17 +9,17 @@ import (
 	"github.com/appc/spec/schema"
 )
 
-// MaxManifestSize bounds the manifest read into memory. Real manifests are
+// maxManifestSize bounds the manifest read into memory. Real manifests are
 // a few kilobytes; the bound keeps a hostile image from exhausting memory.
-const MaxManifestSize = 1 << 20
+const maxManifestSize = 1 << 20
 
 // ParseManifest decodes an image manifest and validates it with the appc
 // schema, plus the fields rkt relies on later: whitelist paths must be
 // absolute and dependency image IDs must be sha512 IDs, so that rendering
 // never has to interpret a malformed value.
 func ParseManifest(data []byte) (*schema.ImageManifest, error) {
-	if len(data) > MaxManifestSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", errManifest, MaxManifestSize)
+	if len(data) > maxManifestSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", errManifest, maxManifestSize)
 	}
 	// appc's own syntax errors span several lines; report a short one.
 	var probe any

@@ -48,7 +48,7 @@ func walk(r io.Reader, visit func(e entry, body io.Reader) error) (*schema.Image
 		}
 		var body io.Reader = tr
 		if e.name == manifestName {
-			if raw, err = io.ReadAll(io.LimitReader(tr, MaxManifestSize+1)); err != nil {
+			if raw, err = io.ReadAll(io.LimitReader(tr, maxManifestSize+1)); err != nil {
 				return nil, nil, invalid(hdr.Name, fmt.Errorf("reading the manifest: %w", err))
 			}
 			if im, err = ParseManifest(raw); err != nil {

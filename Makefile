@@ -1,0 +1,46 @@
+# rkt build. `make` builds the CLI, the stage1 images, the guest kernel and
+# the example images; `make check` runs every test. See README.md.
+
+VERSION ?= 0.1.0
+GO ?= go
+GOBUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X rkt.dev/rkt/internal/version.Version=$(VERSION)"
+ACTOOL = build/tools/actool
+
+.PHONY: all rkt stage1 images kernel check unit-check functional-check lint bench clean FORCE
+
+all: rkt stage1 images
+
+rkt: build/bin/rkt
+stage1: build/stage1-fly.aci
+
+# Go's build cache decides what is stale; FORCE makes make always ask it.
+build/bin/rkt: FORCE
+	$(GOBUILD) -o $@ ./cmd/rkt
+
+build/bin/stage1-%: FORCE
+	$(GOBUILD) -o $@ ./stage1-$*
+
+$(ACTOOL):
+	$(GO) build -o $@ github.com/appc/spec/actool
+
+build/stage1-fly.aci: build/bin/stage1-fly stage1-fly/manifest.in scripts/mkstage1 $(ACTOOL)
+	scripts/mkstage1 fly build/bin/stage1-fly $@ $(VERSION)
+
+# Example images for the functional tests; images/build.sh builds both at once.
+INSPECTOR_SRCS := $(filter-out %_test.go,$(wildcard tests/inspector/*.go internal/mountinfo/*.go))
+build/images/busybox.aci build/images/inspector.aci &: images/build.sh images/busybox/manifest.in images/inspector/manifest.in $(INSPECTOR_SRCS) $(ACTOOL)
+	images/build.sh build/images $(VERSION)
+
+images: build/images/busybox.aci build/images/inspector.aci
+
+# Tests: unit tests of every package, then the functional tests in tests/,
+# which drive the built binaries and need root.
+check: all
+	scripts/run-tests
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+clean:
+	rm -rf build

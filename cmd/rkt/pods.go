@@ -1,0 +1,369 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"rkt.dev/rkt/stage0/pod"
+	"rkt.dev/rkt/stage1"
+)
+
+func init() {
+	register(newStatusCommand)
+	register(newCatManifestCommand)
+	register(newStopCommand)
+	register(newRmCommand)
+	register(newGCCommand)
+	register(newEnterCommand)
+}
+
+// loadPod finds the pod named by a UUID argument or a --uuid-file.
+func loadPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile string) (*pod.Pod, string, error) {
+	dir, err := g.dataDir(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, "", err
+	}
+	var id string
+	switch {
+	case uuidFile != "" && len(args) > 0:
+		return nil, "", errors.New("give either a UUID or --uuid-file, not both")
+	case uuidFile != "":
+		b, err := os.ReadFile(uuidFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--uuid-file: %w", err)
+		}
+		id = strings.TrimSpace(string(b))
+	case len(args) == 1:
+		id = args[0]
+	default:
+		return nil, "", errors.New("give a pod UUID (see 'rkt list') or --uuid-file")
+	}
+	p, err := pod.Load(dir, id)
+	return p, dir, err
+}
+
+// runEntrypoint runs one of the pod's stage1 entrypoints in the pod
+// directory, with the terminal attached, and returns its exit code.
+func runEntrypoint(g *globalOptions, p *pod.Pod, dataDir, annotation string, args []string) (int, error) {
+	entry, err := p.Stage1Entrypoint(annotation)
+	if err != nil {
+		return 0, err
+	}
+	c := exec.Command(entry, args...)
+	c.Dir = p.Path()
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c.Env = append(os.Environ(), stage1.EnvDataDir+"="+dataDir)
+	if g.Debug {
+		fmt.Fprintf(os.Stderr, "rkt: running stage1 %s\n", c.String())
+	}
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("running stage1 %s: %w", filepath.Base(entry), err)
+	}
+	return 0, nil
+}
+
+// stage1GC returns the gc hook that runs a pod's stage1 gc entrypoint.
+func stage1GC(g *globalOptions, dataDir string) func(*pod.Pod) error {
+	return func(p *pod.Pod) error {
+		if _, err := p.Stage1Manifest(); err != nil {
+			return nil // never got a stage1: nothing of it to release
+		}
+		code, err := runEntrypoint(g, p, dataDir, stage1.AnnotationGC,
+			stage1.GCFlags{Debug: g.Debug, LocalConfig: g.LocalConfig, UUID: p.UUID}.Args())
+		if err == nil && code != 0 {
+			err = fmt.Errorf("exited with status %d", code)
+		}
+		return err
+	}
+}
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	var (
+		wait     string
+		format   string
+		uuidFile string
+	)
+	c := &cobra.Command{
+		Use:   "status [--wait[=DURATION]] UUID",
+		Short: "Show the status of a pod",
+		Long: `Print the pod's status as key=value lines: state, created, started, networks,
+pid, exited, and app-NAME=EXITCODE for each app once the pod has exited.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := loadPod(g, cmd, args, uuidFile)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("wait") {
+				d := time.Duration(0)
+				if wait != "" && wait != "0" {
+					if d, err = time.ParseDuration(wait); err != nil {
+						return fmt.Errorf("--wait: %w", err)
+					}
+				}
+				if err := p.WaitExited(d); err != nil {
+					return err
+				}
+				if p, _, err = loadPod(g, cmd, []string{p.UUID}, ""); err != nil {
+					return err
+				}
+			}
+			info := describePod(p)
+			switch format {
+			case "json", "json-pretty":
+				return printJSON(info, format == "json-pretty")
+			case "", "text":
+			default:
+				return fmt.Errorf("unknown --format %q (want text, json or json-pretty)", format)
+			}
+			fmt.Printf("state=%s\n", info.State)
+			fmt.Printf("created=%s\n", fmtTime(info.CreatedAt))
+			fmt.Printf("started=%s\n", fmtTime(info.StartedAt))
+			fmt.Printf("networks=%s\n", info.networkString())
+			if info.PID != 0 {
+				fmt.Printf("pid=%d\n", info.PID)
+			}
+			fmt.Printf("exited=%t\n", info.exited())
+			for _, a := range info.Apps {
+				if a.ExitCode != nil {
+					fmt.Printf("app-%s=%d\n", a.Name, *a.ExitCode)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&wait, "wait", "", "wait for the pod to exit, at most DURATION (e.g. 30s; none means forever)")
+	c.Flags().Lookup("wait").NoOptDefVal = "0"
+	c.Flags().StringVar(&format, "format", "", "output format: text, json or json-pretty")
+	c.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return c
+}
+
+func newCatManifestCommand(g *globalOptions) *cobra.Command {
+	var (
+		pretty   bool
+		uuidFile string
+	)
+	c := &cobra.Command{
+		Use:   "cat-manifest UUID",
+		Short: "Print the pod manifest",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := loadPod(g, cmd, args, uuidFile)
+			if err != nil {
+				return err
+			}
+			pm, err := p.Manifest()
+			if err != nil {
+				return err
+			}
+			return printJSON(pm, pretty)
+		},
+	}
+	c.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON")
+	c.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return c
+}
+
+func newStopCommand(g *globalOptions) *cobra.Command {
+	var (
+		force    bool
+		uuidFile string
+	)
+	c := &cobra.Command{
+		Use:   "stop [--force] UUID...",
+		Short: "Stop running pods",
+		Long:  "Stop asks each pod's apps to exit (SIGTERM); --force kills them at once.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := args
+			if uuidFile != "" || len(args) == 0 {
+				ids = []string{""}
+			}
+			var errs []error
+			for _, id := range ids {
+				var a []string
+				if id != "" {
+					a = []string{id}
+				}
+				p, dir, err := loadPod(g, cmd, a, uuidFile)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if p.State() != pod.Running {
+					errs = append(errs, fmt.Errorf("pod %s is %s, not running", p.UUID, p.State()))
+					continue
+				}
+				code, err := runEntrypoint(g, p, dir, stage1.AnnotationStop, stage1.StopFlags{Force: force, UUID: p.UUID}.Args())
+				if err == nil && code != 0 {
+					err = fmt.Errorf("stopping pod %s: stage1 stop exited with status %d", p.UUID, code)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Printf("%q\n", p.UUID)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "kill the pod's apps instead of asking them to stop")
+	c.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return c
+}
+
+func newRmCommand(g *globalOptions) *cobra.Command {
+	var uuidFile string
+	c := &cobra.Command{
+		Use:   "rm UUID...",
+		Short: "Remove exited or prepared pods",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := args
+			if uuidFile != "" || len(args) == 0 {
+				ids = []string{""}
+			}
+			var errs []error
+			for _, id := range ids {
+				var a []string
+				if id != "" {
+					a = []string{id}
+				}
+				p, dir, err := loadPod(g, cmd, a, uuidFile)
+				if err == nil {
+					err = p.Remove(pod.GCOptions{Stage1GC: stage1GC(g, dir)})
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Printf("%q\n", p.UUID)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	c.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return c
+}
+
+func newGCCommand(g *globalOptions) *cobra.Command {
+	var (
+		grace, expire time.Duration
+		markOnly      bool
+	)
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Garbage-collect exited and abandoned pods",
+		Long: `Mark exited pods as garbage and delete those marked longer than the grace
+period, releasing everything their stage1 held on the host. Prepared pods
+that were never run are deleted after --expire-prepared.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := g.dataDir(cmd)
+			if err != nil {
+				return err
+			}
+			if dir, err = filepath.Abs(dir); err != nil {
+				return err
+			}
+			return pod.GC(dir, pod.GCOptions{
+				GracePeriod: grace, ExpirePrepared: expire, MarkOnly: markOnly,
+				Stage1GC: stage1GC(g, dir),
+				Log:      func(f string, a ...any) { fmt.Printf(f+"\n", a...) },
+			})
+		},
+	}
+	c.Flags().DurationVar(&grace, "grace-period", 30*time.Minute, "how long an exited pod stays before it is deleted")
+	c.Flags().DurationVar(&expire, "expire-prepared", 24*time.Hour, "how long a prepared pod may wait to be run")
+	c.Flags().BoolVar(&markOnly, "mark-only", false, "only mark exited pods as garbage")
+	return c
+}
+
+func newEnterCommand(g *globalOptions) *cobra.Command {
+	var app string
+	c := &cobra.Command{
+		Use:   "enter [--app=NAME] UUID [CMD [ARGS...]]",
+		Short: "Run a command inside a running pod's app (default /bin/bash)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, dir, err := loadPod(g, cmd, args[:1], "")
+			if err != nil {
+				return err
+			}
+			if p.State() != pod.Running {
+				return fmt.Errorf("pod %s is %s; only running pods can be entered", p.UUID, p.State())
+			}
+			names := p.AppNames()
+			if app == "" {
+				if len(names) != 1 {
+					return fmt.Errorf("pod %s has %d apps; choose one with --app", p.UUID, len(names))
+				}
+				app = names[0].String()
+			}
+			pid, err := p.Dir().ReadPID()
+			if err != nil {
+				return fmt.Errorf("pod %s has not started yet: %w", p.UUID, err)
+			}
+			command := args[1:]
+			if len(command) == 0 {
+				command = []string{"/bin/bash"}
+			}
+			code, err := runEntrypoint(g, p, dir, stage1.AnnotationEnter,
+				stage1.EnterFlags{PID: pid, AppName: app, TTY: isTerminal(os.Stdin), Cmd: command}.Args())
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitCodeError{code}
+			}
+			return nil
+		},
+	}
+	c.Flags().SetInterspersed(false)
+	c.Flags().StringVar(&app, "app", "", "the app to enter (needed when the pod has several)")
+	return c
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func printJSON(v any, pretty bool) error {
+	var b []byte
+	var err error
+	if pretty {
+		b, err = json.MarshalIndent(v, "", "    ")
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+// fmtTime formats a time as rkt does; the zero time prints as nothing.
+func fmtTime(t int64) string {
+	if t == 0 {
+		return ""
+	}
+	return time.Unix(0, t).Format("2006-01-02 15:04:05.999 -0700 MST")
+}
+

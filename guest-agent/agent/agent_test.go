@@ -1,0 +1,462 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"rkt.dev/rkt/guest-agent/api"
+	"rkt.dev/rkt/stage1/supervisor"
+)
+
+// The apps started by these tests are real processes run by the real
+// supervisor, so the test binary must serve as its exec helper.
+func TestMain(m *testing.M) {
+	supervisor.RunHelperIfRequested()
+	os.Exit(m.Run())
+}
+
+// testTimeout bounds every call, so a broken agent fails the test instead
+// of hanging it.
+const testTimeout = 30 * time.Second
+
+// hostSystem stands in for the guest: a "share" is a host directory
+// bind-mounted where the agent wants it.
+type hostSystem struct {
+	t        *testing.T
+	sources  map[string]string
+	hostname string
+}
+
+func (h *hostSystem) SetHostname(name string) error { h.hostname = name; return nil }
+func (h *hostSystem) KernelRelease() string         { return "test-release" }
+
+func (h *hostSystem) MountShare(tag, target string, readOnly bool) error {
+	src, ok := h.sources[tag]
+	if !ok {
+		return errors.New("no such share " + tag)
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	h.t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	if readOnly {
+		return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
+	return nil
+}
+
+// busyboxRootfs returns an image rootfs holding the host's static busybox
+// as /bin/sh and friends.
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("needs a static /bin/busybox (apt-get install busybox-static): %v", err)
+	}
+	root := t.TempDir()
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "cat", "echo", "id", "sleep", "test", "touch", "ls"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	passwd := "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
+	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// fixture is an agent served over a Unix socket and a client connected to
+// it.
+type fixture struct {
+	agent  *Agent
+	client api.AgentClient
+	sys    *hostSystem
+	volume string // host directory behind the "hostvol" share
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: apps run in mount namespaces on overlay roots")
+	}
+	sup, err := supervisor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{volume: t.TempDir()}
+	f.sys = &hostSystem{t: t, sources: map[string]string{"image": busyboxRootfs(t), "hostvol": f.volume}}
+	f.agent = New(Config{StateDir: t.TempDir(), System: f.sys, Supervisor: sup})
+	srv, err := f.agent.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(context.Background(), l)
+	t.Cleanup(func() { srv.Close() })
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ttrpc.NewClient(conn)
+	t.Cleanup(func() { c.Close() })
+	f.client = api.NewAgentClient(c)
+	return f
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return c
+}
+
+// setup sets the pod up with the image share, a read-only and a read-write
+// view of the host volume, and an empty volume.
+func (f *fixture) setup(t *testing.T) {
+	t.Helper()
+	_, err := f.client.SetupPod(ctx(t), &api.SetupPodRequest{
+		Hostname: "pod-host",
+		Shares:   []*api.Share{{Tag: "image", ReadOnly: true}, {Tag: "hostvol"}},
+		Volumes: []*api.Volume{
+			{Name: "ro", Source: &api.Volume_Share{Share: "hostvol"}, ReadOnly: true},
+			{Name: "rw", Source: &api.Volume_Share{Share: "hostvol"}},
+			{Name: "scratch", Source: &api.Volume_Empty{Empty: &api.EmptyVolume{Mode: 0o1777}}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("SetupPod: %v", err)
+	}
+}
+
+// run starts an app running sh -c script and returns its output and exit
+// status.
+func (f *fixture) run(t *testing.T, app *api.App) (stdout, stderr string, st *api.ExitStatus) {
+	t.Helper()
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: app}); err != nil {
+		t.Fatalf("StartApp %s: %v", app.Name, err)
+	}
+	stdout, stderr = f.output(t, app.Name)
+	return stdout, stderr, f.wait(t, app.Name)
+}
+
+func (f *fixture) output(t *testing.T, name string) (stdout, stderr string) {
+	t.Helper()
+	stream, err := f.client.ReadOutput(ctx(t), &api.ReadOutputRequest{App: name})
+	if err != nil {
+		t.Fatalf("ReadOutput %s: %v", name, err)
+	}
+	var out, errOut bytes.Buffer
+	for {
+		c, err := stream.Recv()
+		if err == io.EOF {
+			return out.String(), errOut.String()
+		}
+		if err != nil {
+			t.Fatalf("ReadOutput %s: %v", name, err)
+		}
+		switch c.Stream {
+		case api.Stream_STREAM_STDOUT:
+			out.Write(c.Data)
+		case api.Stream_STREAM_STDERR:
+			errOut.Write(c.Data)
+		}
+	}
+}
+
+func (f *fixture) wait(t *testing.T, name string) *api.ExitStatus {
+	t.Helper()
+	resp, err := f.client.WaitApp(ctx(t), &api.WaitAppRequest{App: name})
+	if err != nil {
+		t.Fatalf("WaitApp %s: %v", name, err)
+	}
+	return resp.Status
+}
+
+func shApp(name, script string) *api.App {
+	return &api.App{Name: name, RootfsShare: "image", Exec: []string{"/bin/sh", "-c", script}}
+}
+
+func TestVersion(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name    string
+		version uint32
+		ok      bool
+	}{
+		{"same", api.APIVersion, true},
+		{"newer host", api.APIVersion + 1, false},
+		{"unset", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := f.client.Version(ctx(t), &api.VersionRequest{ApiVersion: tt.version})
+			if (err == nil) != tt.ok {
+				t.Fatalf("Version(%d) error = %v, want ok=%v", tt.version, err, tt.ok)
+			}
+			if err != nil && status.Code(err) != codes.FailedPrecondition {
+				t.Errorf("error code = %v, want FailedPrecondition", status.Code(err))
+			}
+			if err == nil && (resp.ApiVersion != api.APIVersion || resp.KernelRelease != "test-release") {
+				t.Errorf("Version = %+v", resp)
+			}
+		})
+	}
+}
+
+func TestApps(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	if f.sys.hostname != "pod-host" {
+		t.Errorf("hostname = %q, want pod-host", f.sys.hostname)
+	}
+	if err := os.WriteFile(filepath.Join(f.volume, "hostfile"), []byte("from host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name               string
+		app                *api.App
+		wantOut, wantErr   string
+		wantCode, wantSig  int32
+		wantOutputContains bool
+	}{
+		{name: "exit 0", app: shApp("zero", "echo hello"), wantOut: "hello\n"},
+		{name: "exit 7 with stderr", app: shApp("seven", "echo oops >&2; exit 7"), wantErr: "oops\n", wantCode: 7},
+		{name: "killed by signal", app: shApp("killed", "kill -9 $$"), wantCode: 137, wantSig: 9},
+		{
+			name:    "env and app name",
+			app:     &api.App{Name: "env", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "echo $FOO $AC_APP_NAME"}, Env: []string{"FOO=bar"}},
+			wantOut: "bar env\n",
+		},
+		{
+			name:    "user, group and working directory",
+			app:     &api.App{Name: "user", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "echo $(id -u):$(id -g) $PWD"}, User: "user", Group: "1001", WorkingDirectory: "/tmp"},
+			wantOut: "1000:1001 /tmp\n",
+		},
+		{
+			name: "read-only host volume",
+			app: &api.App{Name: "ro", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "cat /vol/hostfile; touch /vol/new 2>/dev/null || echo read-only"},
+				Mounts: []*api.AppMount{{Volume: "ro", Path: "/vol"}}},
+			wantOut: "from hostread-only\n",
+		},
+		{
+			name: "read-write host volume",
+			app: &api.App{Name: "rw", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "echo written > /vol/fromapp"},
+				Mounts: []*api.AppMount{{Volume: "rw", Path: "/vol"}}},
+		},
+		{
+			name: "empty volume, written",
+			app: &api.App{Name: "writer", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "echo shared > /scratch/f"},
+				Mounts: []*api.AppMount{{Volume: "scratch", Path: "/scratch"}}},
+		},
+		{
+			name: "empty volume, read by another app",
+			app: &api.App{Name: "reader", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "cat /data/scratch/f"},
+				Mounts: []*api.AppMount{{Volume: "scratch", Path: "/data/scratch"}}},
+			wantOut: "shared\n",
+		},
+		{
+			name: "writable rootfs layer stays private",
+			app:  shApp("layer", "echo x > /bin/new && ls /bin/new"), wantOut: "/bin/new\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, st := f.run(t, tt.app)
+			if out != tt.wantOut || errOut != tt.wantErr || st.Code != tt.wantCode || st.Signal != tt.wantSig {
+				t.Errorf("got stdout %q stderr %q status %v; want %q %q code %d signal %d",
+					out, errOut, st, tt.wantOut, tt.wantErr, tt.wantCode, tt.wantSig)
+			}
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(f.volume, "fromapp")); err != nil || string(b) != "written\n" {
+		t.Errorf("host volume after the rw app: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.sys.sources["image"], "bin/new")); err == nil {
+		t.Error("an app wrote through to the image rootfs")
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("early", "true")}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("StartApp before SetupPod: %v, want FailedPrecondition", err)
+	}
+	f.setup(t)
+	tests := []struct {
+		name string
+		app  *api.App
+		code codes.Code
+	}{
+		{"no app", nil, codes.InvalidArgument},
+		{"bad name", shApp("../x", "true"), codes.InvalidArgument},
+		{"unknown share", &api.App{Name: "a", RootfsShare: "nope", Exec: []string{"/bin/true"}}, codes.InvalidArgument},
+		{"unknown volume", &api.App{Name: "b", RootfsShare: "image", Exec: []string{"/bin/sh"}, Mounts: []*api.AppMount{{Volume: "nope", Path: "/x"}}}, codes.InvalidArgument},
+		{"missing executable", &api.App{Name: "c", RootfsShare: "image", Exec: []string{"/no/such"}}, codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: tt.app})
+			if status.Code(err) != tt.code {
+				t.Errorf("StartApp: %v, want code %v", err, tt.code)
+			}
+		})
+	}
+	f.run(t, shApp("once", "true"))
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("once", "true")}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("second StartApp of the same name: %v, want AlreadyExists", err)
+	}
+	if _, err := f.client.WaitApp(ctx(t), &api.WaitAppRequest{App: "ghost"}); status.Code(err) != codes.NotFound {
+		t.Errorf("WaitApp of an unknown app: %v, want NotFound", err)
+	}
+}
+
+func TestSignalAndShutdown(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	for _, name := range []string{"a", "b"} {
+		if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp(name, "exec sleep 1000")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.client.SignalApp(ctx(t), &api.SignalAppRequest{App: "a", Signal: int32(syscall.SIGUSR1)}); err != nil {
+		t.Fatalf("SignalApp: %v", err)
+	}
+	if st := f.wait(t, "a"); st.Code != 128+int32(syscall.SIGUSR1) {
+		t.Errorf("after SIGUSR1: %v", st)
+	}
+	if _, err := f.client.Shutdown(ctx(t), &api.ShutdownRequest{GracePeriodMs: 5000}); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if st := f.wait(t, "b"); st.Signal != int32(syscall.SIGTERM) {
+		t.Errorf("after Shutdown: %v, want killed by SIGTERM", st)
+	}
+	select {
+	case <-f.agent.ShutdownRequested():
+	default:
+		t.Error("ShutdownRequested is not closed after Shutdown")
+	}
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("late", "true")}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("StartApp after Shutdown: %v, want FailedPrecondition", err)
+	}
+}
+
+func TestInput(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	app := shApp("cat", "cat")
+	app.Stdin = true
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: app}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := f.client.WriteInput(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []*api.InputChunk{{App: "cat", Data: []byte("one ")}, {Data: []byte("two\n")}} {
+		if err := in.Send(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.CloseAndRecv(); err != nil {
+		t.Fatalf("WriteInput: %v", err)
+	}
+	out, _ := f.output(t, "cat")
+	if st := f.wait(t, "cat"); out != "one two\n" || st.Code != 0 {
+		t.Errorf("cat: %q %v", out, st)
+	}
+}
+
+func TestExec(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("target", "echo marker > /tmp/m; exec sleep 1000")}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		start    *api.ExecStart
+		stdin    string
+		wantOut  string
+		wantErr  string
+		wantCode int32
+	}{
+		{
+			name:    "sees the app's root and env",
+			start:   &api.ExecStart{App: "target", Args: []string{"/bin/sh", "-c", "cat /tmp/m; echo $AC_APP_NAME $EXTRA; echo e >&2; exit 3"}, Env: []string{"EXTRA=x"}},
+			wantOut: "marker\ntarget x\n", wantErr: "e\n", wantCode: 3,
+		},
+		{
+			name:    "stdin",
+			start:   &api.ExecStart{App: "target", Args: []string{"/bin/cat"}},
+			stdin:   "piped\n",
+			wantOut: "piped\n",
+		},
+		{
+			name:    "tty",
+			start:   &api.ExecStart{App: "target", Args: []string{"/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"}, Tty: true, Size: &api.WindowSize{Rows: 24, Cols: 80}},
+			wantOut: "on-a-tty\r\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream, err := f.client.Exec(ctx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(m *api.ExecInput) {
+				if err := stream.Send(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send(&api.ExecInput{Input: &api.ExecInput_Start{Start: tt.start}})
+			if tt.stdin != "" {
+				send(&api.ExecInput{Input: &api.ExecInput_Stdin{Stdin: []byte(tt.stdin)}})
+			}
+			send(&api.ExecInput{Input: &api.ExecInput_CloseStdin{CloseStdin: true}})
+			var out, errOut strings.Builder
+			for {
+				m, err := stream.Recv()
+				if err != nil {
+					t.Fatalf("Exec: %v (stdout so far %q)", err, out.String())
+				}
+				switch o := m.Output.(type) {
+				case *api.ExecOutput_Stdout:
+					out.Write(o.Stdout)
+				case *api.ExecOutput_Stderr:
+					errOut.Write(o.Stderr)
+				case *api.ExecOutput_Exit:
+					if out.String() != tt.wantOut || errOut.String() != tt.wantErr || o.Exit.Code != tt.wantCode {
+						t.Errorf("got %q %q %v; want %q %q code %d", out.String(), errOut.String(), o.Exit, tt.wantOut, tt.wantErr, tt.wantCode)
+					}
+					return
+				}
+			}
+		})
+	}
+}
