@@ -21,6 +21,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -88,7 +89,7 @@ func run() error {
 	logf("serving the agent API over %s", kind)
 	go watchPowerButton(a)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(contextBackground(), l) }()
+	go func() { served <- srv.Serve(context.Background(), l) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving the agent API: %w", err)

@@ -146,4 +146,3 @@ func parseMount(s string) (run.MountOption, error) {
 	}
 	return m, nil
 }
-

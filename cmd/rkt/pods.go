@@ -366,4 +366,3 @@ func fmtTime(t int64) string {
 	}
 	return time.Unix(0, t).Format("2006-01-02 15:04:05.999 -0700 MST")
 }
-

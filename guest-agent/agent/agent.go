@@ -483,8 +483,8 @@ func (a *Agent) StopApps(grace time.Duration) {
 }
 
 // NewServer returns a ttrpc server with the agent registered.
-func (a *Agent) NewServer() (*ttrpc.Server, error) {
-	s, err := ttrpc.NewServer()
+func (a *Agent) NewServer(opts ...ttrpc.ServerOpt) (*ttrpc.Server, error) {
+	s, err := ttrpc.NewServer(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the ttrpc server: %w", err)
 	}

@@ -99,4 +99,3 @@ func imageIDs(ims []fetchedImage) []string {
 	}
 	return ids
 }
-

@@ -124,4 +124,3 @@ func (s *state) saveUUID() error {
 	}
 	return nil
 }
-

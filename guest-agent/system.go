@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/guest-agent/agent"
+)
+
+// mountSystem mounts the guest's own file systems. The kernel only unpacks
+// the initramfs; everything else is the agent's job.
+func mountSystem() error {
+	mounts := []struct {
+		source, target, fstype, data string
+		flags                        uintptr
+		mode                         os.FileMode
+	}{
+		{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0o555},
+		{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0o555},
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID, 0o755},
+		// /dev/ptmx of devtmpfs finds its devpts instance at /dev/pts:
+		// exec sessions with a tty need it.
+		{"devpts", "/dev/pts", "devpts", "mode=0620,ptmxmode=0666", unix.MS_NOSUID | unix.MS_NOEXEC, 0o755},
+		{"shm", "/dev/shm", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV, 0o1777},
+		{"run", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV, 0o755},
+		{"tmp", "/tmp", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV, 0o1777},
+		// For the apps' resource isolators (cgroup v2 only in the guest).
+		{"cgroup2", "/sys/fs/cgroup", "cgroup2", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0o755},
+	}
+	for _, m := range mounts {
+		if err := os.MkdirAll(m.target, m.mode); err != nil {
+			return fmt.Errorf("creating %s: %w", m.target, err)
+		}
+		if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
+			return fmt.Errorf("mounting %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	return nil
+}
+
+// guestSystem is agent.System in the VM.
+type guestSystem struct{}
+
+var _ agent.System = guestSystem{}
+
+// SetHostname implements agent.System.
+func (guestSystem) SetHostname(name string) error { return unix.Sethostname([]byte(name)) }
+
+// MountShare implements agent.System: the tag names a virtio-fs device.
+func (guestSystem) MountShare(tag, target string, readOnly bool) error {
+	flags := uintptr(unix.MS_NODEV)
+	if readOnly {
+		flags |= unix.MS_RDONLY
+	}
+	return unix.Mount(tag, target, "virtiofs", flags, "")
+}
+
+// KernelRelease implements agent.System.
+func (guestSystem) KernelRelease() string {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(uts.Release[:])
+}
+
+// hooks are the test switches read from the kernel command line. The
+// kernel passes dotted parameters to neither init's argv nor its
+// environment, so they are read from /proc/cmdline.
+type hooks struct {
+	panic     bool
+	agentExit bool
+}
+
+func readHooks(cmdline string) (hooks, error) {
+	b, err := os.ReadFile(cmdline)
+	if err != nil {
+		return hooks{}, fmt.Errorf("reading the kernel command line: %w", err)
+	}
+	return parseHooks(string(b)), nil
+}
+
+func parseHooks(cmdline string) hooks {
+	var h hooks
+	for _, f := range strings.Fields(cmdline) {
+		switch f {
+		case "rkt.test_panic=1":
+			h.panic = true
+		case "rkt.test_agent_exit=1":
+			h.agentExit = true
+		}
+	}
+	return h
+}
+
+// startAppMethod is the full ttrpc name of StartApp.
+const startAppMethod = "/rkt.agent.v1.Agent/StartApp"
+
+// interceptor implements rkt.test_agent_exit: the agent dies right after
+// the first app started, before replying.
+func (h hooks) interceptor() ttrpc.ServerOpt {
+	return ttrpc.WithUnaryServerInterceptor(func(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+		resp, err := m(ctx, u)
+		if h.agentExit && info.FullMethod == startAppMethod && err == nil {
+			logf("exiting after the first app started, as asked by rkt.test_agent_exit")
+			os.Exit(1)
+		}
+		return resp, err
+	})
+}
+
+// watchPowerButton stops the pod when QEMU presses the ACPI power button
+// (a graceful VM stop from the host): apps get SIGTERM, then SIGKILL after
+// powerButtonGrace, and the VM powers off.
+func watchPowerButton(a *agent.Agent) {
+	devices, _ := filepath.Glob("/dev/input/event*")
+	pressed := make(chan struct{}, len(devices))
+	for _, dev := range devices {
+		go func() {
+			if err := waitPowerKey(dev); err == nil {
+				pressed <- struct{}{}
+			}
+		}()
+	}
+	if len(devices) == 0 {
+		return
+	}
+	<-pressed
+	logf("power button pressed: stopping the pod")
+	a.StopApps(powerButtonGrace)
+	powerOff()
+}
+
+// waitPowerKey reads struct input_event records (on 64-bit: a 16-byte
+// timeval, then u16 type, u16 code, s32 value) until KEY_POWER goes down.
+func waitPowerKey(dev string) error {
+	f, err := os.Open(dev)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	const (
+		evKey    = 1
+		keyPower = 116
+	)
+	var ev [24]byte
+	for {
+		if _, err := io.ReadFull(f, ev[:]); err != nil {
+			return err
+		}
+		typ := binary.LittleEndian.Uint16(ev[16:])
+		code := binary.LittleEndian.Uint16(ev[18:])
+		value := int32(binary.LittleEndian.Uint32(ev[20:]))
+		if typ == evKey && code == keyPower && value == 1 {
+			return nil
+		}
+	}
+}
