@@ -6,7 +6,7 @@ GO ?= go
 GOBUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X rkt.dev/rkt/internal/version.Version=$(VERSION)"
 ACTOOL = build/tools/actool
 
-.PHONY: all rkt stage1 images kernel check unit-check functional-check lint bench clean FORCE
+.PHONY: all deps rkt stage1 images kernel check bench clean FORCE
 
 all: rkt stage1 images
 
@@ -35,12 +35,11 @@ images: build/images/busybox.aci build/images/inspector.aci
 
 # Tests: unit tests of every package, then the functional tests in tests/,
 # which drive the built binaries and need root.
-check: all
+check: deps all
 	scripts/run-tests
 
-lint:
-	gofmt -l . | (! grep .)
-	$(GO) vet ./...
+deps:
+	scripts/install-deps
 
 clean:
 	rm -rf build

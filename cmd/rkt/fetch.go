@@ -3,12 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"rkt.dev/rkt/stage0/image"
+	"rkt.dev/rkt/stage0/run"
 )
 
 func init() { register(newFetchCommand) }
@@ -31,45 +30,18 @@ an ID or a name is accepted when the image is already in the store.`,
 				return err
 			}
 			for _, ref := range args {
-				id, err := fetchImage(g, s, ref)
+				// The run pipeline fetches with the same function, so
+				// both accept the same references.
+				id, err := run.FetchImage(s, ref, g.insecure("image"))
+				if errors.Is(err, image.ErrNotFound) {
+					return fmt.Errorf("image %q is not in the store and image discovery is not implemented yet; fetch the ACI file instead", ref)
+				}
 				if err != nil {
-					return fmt.Errorf("fetching %s: %w", ref, err)
+					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), id)
 			}
 			return nil
 		},
 	}
-}
-
-// fetchImage gets one image into the store by the kind of reference, in
-// rkt's order: a URL by its scheme, then an existing file or a name ending
-// in .aci, then an ID or a name in the store.
-func fetchImage(g *globalOptions, s *image.Store, ref string) (string, error) {
-	if scheme, rest, ok := strings.Cut(ref, "://"); ok {
-		if scheme != "file" {
-			return "", fmt.Errorf("%s:// images are not supported yet; only ACI files and images already in the store can be fetched", scheme)
-		}
-		return fetchFile(g, s, rest)
-	}
-	if fi, err := os.Stat(ref); (err == nil && !fi.IsDir()) || strings.HasSuffix(ref, ".aci") {
-		return fetchFile(g, s, ref)
-	}
-	id, err := s.Resolve(ref)
-	if errors.Is(err, image.ErrNotFound) {
-		return "", fmt.Errorf("%w; image discovery is not implemented yet, so fetch the ACI file instead", err)
-	}
-	return id, err
-}
-
-func fetchFile(g *globalOptions, s *image.Store, path string) (string, error) {
-	if !g.insecure("image") {
-		return "", errors.New("signature verification is not implemented yet for file images; rerun with --insecure-options=image")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return s.Import(f)
 }

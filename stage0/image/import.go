@@ -70,7 +70,7 @@ func writeStaged(f *os.File, r io.Reader) (staged, error) {
 	defer dr.Close()
 
 	h := sha512.New()
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := bufio.NewWriterSize(f, 64<<10)
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
 	// Written errors are the host's; read errors are the image's. Keep
 	// them apart so the message blames the right one.

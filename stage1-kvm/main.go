@@ -1,0 +1,61 @@
+// Command stage1-kvm is the KVM stage1: it boots each pod as a small QEMU
+// virtual machine running rkt's own guest kernel, with the guest agent
+// (guest-agent/) as PID 1, and drives the pod through the agent's ttrpc API.
+//
+// One static binary serves every entrypoint; the stage1 image links it as
+// /init (run), /enter, /stop and /gc, and it dispatches on its name. The
+// image also carries the guest kernel (/vmlinux) and the agent's initramfs
+// (/initrd.img). QEMU and virtiofsd come from the host (Debian package
+// qemu-system-x86).
+//
+// Host side of a running pod (see docs/kvm.md):
+//
+//	rkt run ─ stage1 run process ─┬─ qemu-system-x86_64 (pid file) ── guest agent ── apps
+//	                              ├─ virtiofsd per share (app images, host volumes)
+//	                              └─ api.sock: the agent API proxied for enter and stop
+//
+// Every socket and the pids gc needs live in /run/rkt/kvm/<uuid>.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Exit codes of the run entrypoint besides the apps' own.
+const (
+	// exitStage1Failure: the pod could not be run or its VM failed (a
+	// crashed guest, an agent that stopped answering).
+	exitStage1Failure = 254
+	// exitForceStopped: `rkt stop --force` killed the VM (128+SIGKILL, as
+	// for a killed process).
+	exitForceStopped = 137
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == roHelperArg {
+		runReadOnlyHelper(os.Args[2:])
+	}
+	var err error
+	code := 0
+	switch name := filepath.Base(os.Args[0]); name {
+	case "init", "run":
+		code, err = runPod(os.Args[1:])
+	case "enter":
+		code, err = enter(os.Args[1:])
+	case "stop":
+		err = stop(os.Args[1:])
+	case "gc":
+		err = gc(os.Args[1:])
+	default:
+		err = fmt.Errorf("unknown entrypoint %q; run me as init, enter, stop or gc", name)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-kvm: %v\n", err)
+		if code == 0 {
+			code = exitStage1Failure
+		}
+	}
+	os.Exit(code)
+}
