@@ -48,6 +48,7 @@ func runPod(args []string) (int, error) {
 
 	procs := make([]*supervisor.Process, 0, len(p.Apps))
 	var logs []*os.File
+	var prefixed []*stage1.PrefixWriter // flushed once the apps are done
 	for i, a := range p.Apps {
 		sa := p.SupervisorApp(a, supervisor.HostSystemMounts)
 		logf, err := os.Create(dir.LogFile(a.Name))
@@ -55,8 +56,10 @@ func runPod(args []string) (int, error) {
 			return 0, err
 		}
 		logs = append(logs, logf)
-		sa.Stdout = outputWriter(os.Stdout, logf, a.Name.String(), len(p.Apps))
-		sa.Stderr = outputWriter(os.Stderr, logf, a.Name.String(), len(p.Apps))
+		var pws []*stage1.PrefixWriter
+		sa.Stdout, pws = outputWriter(os.Stdout, logf, a.Name.String(), len(p.Apps), pws)
+		sa.Stderr, pws = outputWriter(os.Stderr, logf, a.Name.String(), len(p.Apps), pws)
+		prefixed = append(prefixed, pws...)
 		if flags.Interactive {
 			// The app owns the terminal: hand it the real descriptors so
 			// a TTY stays a TTY.
@@ -92,6 +95,10 @@ func runPod(args []string) (int, error) {
 			fmt.Fprintf(os.Stderr, "stage1-fly: %v\n", err)
 		}
 	}
+	// An app's last line may lack its newline; it must not be lost.
+	for _, pw := range prefixed {
+		pw.Flush()
+	}
 	for _, l := range logs {
 		l.Close()
 	}
@@ -99,10 +106,12 @@ func runPod(args []string) (int, error) {
 }
 
 // outputWriter sends an app's output to the terminal (prefixed by the app's
-// name when the pod has several apps) and to its log file.
-func outputWriter(term, log *os.File, app string, apps int) io.Writer {
+// name when the pod has several apps) and to its log file. A prefixing
+// writer is appended to pws, to be flushed when the app is done.
+func outputWriter(term, log *os.File, app string, apps int, pws []*stage1.PrefixWriter) (io.Writer, []*stage1.PrefixWriter) {
 	if apps == 1 {
-		return io.MultiWriter(term, log)
+		return io.MultiWriter(term, log), pws
 	}
-	return io.MultiWriter(stage1.NewPrefixWriter(term, app+": "), log)
+	pw := stage1.NewPrefixWriter(term, app+": ")
+	return io.MultiWriter(pw, log), append(pws, pw)
 }

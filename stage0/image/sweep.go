@@ -74,9 +74,13 @@ func (s *Store) sweepSharded(kind string, stored map[string]bool) error {
 	}
 	var errs []error
 	for _, shard := range shards {
-		errs = append(errs, removeChildren(s.casPath(kind, "sha512", shard.Name()), func(de os.DirEntry) bool {
+		dir := s.casPath(kind, "sha512", shard.Name())
+		errs = append(errs, removeChildren(dir, func(de os.DirEntry) bool {
 			return !stored[de.Name()]
 		}))
+		// Drop the shard if it is empty now; failing because it is not
+		// is the expected case.
+		os.Remove(dir)
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,549 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/guest-agent/api"
+	"rkt.dev/rkt/hypervisor"
+	"rkt.dev/rkt/hypervisor/qemu"
+	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/stage1"
+)
+
+// Files of the stage1 image rootfs besides the entrypoints.
+const (
+	kernelFile = "vmlinux"
+	initrdFile = "initrd.img"
+)
+
+// EnvExtraKernelParams adds kernel parameters to the guest's command line
+// (rkt's original name for it). The agent reads its test hooks from there.
+const EnvExtraKernelParams = "RKT_HYPERVISOR_EXTRA_KERNEL_PARAMS"
+
+// Time bounds of the run entrypoint: whatever the guest does, `rkt run`
+// ends.
+const (
+	// bootTimeout bounds QEMU's start and the wait for the agent's first
+	// answer; generous because TCG on a busy host boots slowly.
+	bootTimeout = 60 * time.Second
+	// callTimeout bounds the setup calls.
+	callTimeout = 30 * time.Second
+	// signalGrace is how long apps get between SIGTERM and SIGKILL when
+	// rkt run itself is signalled.
+	signalGrace = 10 * time.Second
+	// outputDrain bounds the wait for an exited app's last output.
+	outputDrain = 5 * time.Second
+	// powerOffTimeout bounds the wait for the VM to power off after the
+	// pod is done; then QEMU is stopped by force.
+	powerOffTimeout = 30 * time.Second
+	// lostAgentGrace is how long a broken agent connection waits for the
+	// VM to end by itself (a panicking guest) before it is killed.
+	lostAgentGrace = 10 * time.Second
+)
+
+// podRun is one run of a pod: the host side of its VM.
+type podRun struct {
+	flags  stage1.RunFlags
+	dir    stage1.PodDir
+	pod    *stage1.Pod
+	plan   *vmPlan
+	rtDir  string
+	state  podState
+	stderr io.Writer
+
+	fsds    []*virtiofsd
+	fsdLog  *tail
+	console *tail
+
+	vm      hypervisor.VM
+	vmDone  chan struct{}
+	vmState hypervisor.ExitState
+	vmErr   error
+
+	client   *ttrpc.Client
+	agent    api.AgentClient
+	proxySrv *ttrpc.Server
+
+	outputs sync.WaitGroup
+}
+
+// runPod is the run entrypoint: stage0 has chdir'ed to the pod directory and
+// passes the pod lock in RKT_LOCK_FD, which this process keeps open until it
+// exits.
+func runPod(args []string) (int, error) {
+	flags, err := stage1.ParseRunFlags(args)
+	if err != nil {
+		return 0, err
+	}
+	if flags.Nets != "none" {
+		return 0, fmt.Errorf("the kvm stage1 supports only --net=none for now (got --net=%q); networking for kvm pods lands in a later release", flags.Nets)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return 0, err
+	}
+	keepLockFromChildren()
+	r := &podRun{
+		flags:   flags,
+		dir:     stage1.PodDir(wd),
+		stderr:  os.Stderr,
+		fsdLog:  newTail(8 << 10),
+		console: newTail(16 << 10),
+		vmDone:  make(chan struct{}),
+	}
+	defer r.teardown()
+	for _, step := range []struct {
+		name string
+		do   func() error
+	}{
+		{"loading the pod", r.load},
+		{"preparing the runtime directory", r.prepareRuntime},
+		{"starting virtiofsd", r.startShares},
+		{"booting the VM", r.boot},
+		{"connecting to the guest agent", r.connect},
+		{"setting up the pod in the VM", r.setupPod},
+	} {
+		if err := step.do(); err != nil {
+			return 0, r.explain(fmt.Errorf("%s: %w", step.name, err))
+		}
+	}
+	return r.runApps()
+}
+
+// keepLockFromChildren marks the pod lock close-on-exec: QEMU and virtiofsd
+// must not hold it, so the pod reads "exited" as soon as this process is
+// gone (they die with it, see Pdeathsig, and gc kills any straggler).
+func keepLockFromChildren() {
+	if fd, err := strconv.Atoi(os.Getenv(stage1.EnvLockFD)); err == nil {
+		unix.CloseOnExec(fd)
+	}
+}
+
+func (r *podRun) debugf(format string, args ...any) {
+	if r.flags.Debug {
+		fmt.Fprintf(r.stderr, "stage1-kvm: "+format+"\n", args...)
+	}
+}
+
+func (r *podRun) load() error {
+	p, err := stage1.LoadPod(r.dir, r.flags.UUID)
+	if err != nil {
+		return err
+	}
+	if len(p.Apps) == 0 {
+		return errors.New("the pod has no apps")
+	}
+	if r.flags.Interactive && len(p.Apps) != 1 {
+		return fmt.Errorf("--interactive needs exactly one app, the pod has %d", len(p.Apps))
+	}
+	r.pod = p
+	r.plan, err = planPod(p, r.flags, hostCPUs())
+	if err != nil {
+		return err
+	}
+	r.debugf("VM size: %d MiB, %d vCPUs; %d virtio-fs shares", r.plan.Size.MemoryMiB, r.plan.Size.VCPUs, len(r.plan.Shares))
+	return os.MkdirAll(r.dir.LogDir(), 0o755)
+}
+
+func (r *podRun) prepareRuntime() error {
+	dir, err := runtimeDir(r.flags.UUID)
+	if err != nil {
+		return err
+	}
+	// Left over by an earlier run of this pod that was killed: its
+	// processes died with it, its sockets would confuse this one.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	r.rtDir = dir
+	if r.state.Run, err = procOf(os.Getpid(), "stage1 run process"); err != nil {
+		return err
+	}
+	return r.state.save(dir)
+}
+
+func (r *podRun) startShares() error {
+	var log io.Writer = r.fsdLog
+	if r.flags.Debug {
+		log = io.MultiWriter(r.stderr, r.fsdLog)
+	}
+	for _, s := range r.plan.Shares {
+		v, err := startVirtiofsd(s, filepath.Join(r.rtDir, "fs-"+s.Tag+".sock"), log)
+		if err != nil {
+			return err
+		}
+		r.fsds = append(r.fsds, v)
+		p, err := procOf(v.cmd.Process.Pid, "virtiofsd for "+s.Source)
+		if err != nil {
+			return fmt.Errorf("virtiofsd for %s exited at once: %s", s.Source, r.fsdLog)
+		}
+		r.state.Virtiofsd = append(r.state.Virtiofsd, p)
+		r.debugf("share %s: %s (read-only %v, pid %d)", s.Tag, s.Source, s.ReadOnly, p.PID)
+	}
+	return r.state.save(r.rtDir)
+}
+
+func (r *podRun) boot() error {
+	stage1Root := r.dir.Stage1Rootfs()
+	kind, why := transport.Choose()
+	r.debugf("%s", why)
+	var console io.Writer = r.console
+	if r.flags.Debug {
+		console = io.MultiWriter(r.stderr, r.console)
+	}
+	cfg := hypervisor.Config{
+		Kernel:     filepath.Join(stage1Root, kernelFile),
+		Initrd:     filepath.Join(stage1Root, initrdFile),
+		Cmdline:    os.Getenv(EnvExtraKernelParams),
+		MemoryMiB:  r.plan.Size.MemoryMiB,
+		VCPUs:      r.plan.Size.VCPUs,
+		Agent:      kind,
+		Console:    console,
+		RuntimeDir: r.rtDir,
+		Debug:      r.flags.Debug,
+	}
+	for i, s := range r.plan.Shares {
+		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: s.Tag, Socket: r.fsds[i].socket})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	vm, err := qemu.Start(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("%w (QEMU comes from the host: apt-get install qemu-system-x86)", err)
+		}
+		return err
+	}
+	r.vm = vm
+	go func() {
+		r.vmState, r.vmErr = vm.Wait()
+		close(r.vmDone)
+	}()
+	info := vm.Info()
+	if info.Notice != "" {
+		fmt.Fprintln(r.stderr, info.Notice)
+	}
+	r.debugf("QEMU pid %d: %s machine, %s, agent over %s at %s", vm.PID(), info.Machine, info.Accel, info.Agent, info.AgentAddress)
+	if r.state.QEMU, err = procOf(vm.PID(), "QEMU"); err != nil {
+		return fmt.Errorf("QEMU exited at once: %w", err)
+	}
+	if err := r.state.save(r.rtDir); err != nil {
+		return err
+	}
+	return r.dir.WritePID(vm.PID())
+}
+
+// untilVMExit returns a context that is cancelled when the VM ends, so
+// that no call to the agent outlives it.
+func (r *podRun) untilVMExit(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	go func() {
+		select {
+		case <-r.vmDone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (r *podRun) connect() error {
+	started := time.Now()
+	ctx, cancel := r.untilVMExit(context.Background(), bootTimeout)
+	defer cancel()
+	conn, err := r.vm.DialAgent(ctx)
+	if err != nil {
+		return err
+	}
+	r.client = ttrpc.NewClient(conn)
+	r.agent = api.NewAgentClient(r.client)
+	v, err := r.agent.Version(ctx, &api.VersionRequest{ApiVersion: api.APIVersion})
+	if err != nil {
+		if ctx.Err() != nil && !r.vmExited() {
+			return fmt.Errorf("the guest agent did not answer within %v", bootTimeout)
+		}
+		return err
+	}
+	r.debugf("guest agent API v%d on kernel %s, ready %v after QEMU start", v.ApiVersion, v.KernelRelease, time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+func (r *podRun) setupPod() error {
+	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
+	defer cancel()
+	req := &api.SetupPodRequest{Hostname: r.plan.Hostname, Volumes: r.plan.Volumes}
+	for _, s := range r.plan.Shares {
+		req.Shares = append(req.Shares, &api.Share{Tag: s.Tag, ReadOnly: s.ReadOnly})
+	}
+	if _, err := r.agent.SetupPod(ctx, req); err != nil {
+		return err
+	}
+	srv, err := serveProxy(filepath.Join(r.rtDir, apiSocket), r.agent)
+	if err != nil {
+		return err
+	}
+	r.proxySrv = srv
+	return nil
+}
+
+func (r *podRun) vmExited() bool {
+	select {
+	case <-r.vmDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// runApps starts every app, streams its output, records its exit status,
+// and powers the VM off once all have exited.
+func (r *podRun) runApps() (int, error) {
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+
+	var flushes []func()
+	for _, app := range r.plan.Apps {
+		flush, err := r.startApp(app)
+		if err != nil {
+			r.shutdown(0)
+			return 0, r.explain(err)
+		}
+		flushes = append(flushes, flush)
+	}
+
+	type exit struct {
+		i    int
+		code int
+		err  error
+	}
+	exits := make(chan exit, len(r.plan.Apps))
+	for i, app := range r.plan.Apps {
+		go func() {
+			resp, err := r.agent.WaitApp(context.Background(), &api.WaitAppRequest{App: app.Name})
+			if err != nil {
+				exits <- exit{i: i, err: err}
+				return
+			}
+			exits <- exit{i: i, code: int(resp.Status.Code)}
+		}()
+	}
+	codes := make([]int, len(r.plan.Apps))
+	reported := make([]bool, len(r.plan.Apps))
+	var stopOnce sync.Once
+	for left := len(r.plan.Apps); left > 0; {
+		select {
+		case e := <-exits:
+			if e.err != nil {
+				return r.lostPod(reported, e.err)
+			}
+			left--
+			codes[e.i], reported[e.i] = e.code, true
+			name := r.pod.Apps[e.i].Name
+			if err := r.dir.WriteExitStatus(name, e.code); err != nil {
+				fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
+			}
+			r.debugf("app %s exited with code %d", name, e.code)
+		case sig := <-sigc:
+			r.debugf("%v: stopping the pod (apps get SIGTERM, SIGKILL after %v)", sig, signalGrace)
+			stopOnce.Do(func() { go r.shutdown(signalGrace) })
+		case <-r.vmDone:
+			return r.lostPod(reported, nil)
+		}
+	}
+
+	// Every app has exited: its output ends with it, bounded in case a
+	// descendant keeps it open.
+	drained := make(chan struct{})
+	go func() { r.outputs.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(outputDrain):
+	}
+	for _, f := range flushes {
+		f()
+	}
+	r.powerOff()
+	return stage1.ExitCode(codes), nil
+}
+
+// startApp starts one app and the copying of its output to rkt's stdout
+// and stderr (prefixed by the app's name when the pod has several) and to
+// log/<app>. The returned flush writes any pending partial line.
+func (r *podRun) startApp(app *api.App) (flush func(), err error) {
+	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
+	defer cancel()
+	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	log, err := os.Create(r.dir.LogFile(typesName(app.Name)))
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr io.Writer = os.Stdout, os.Stderr
+	flush = func() {}
+	if len(r.plan.Apps) > 1 {
+		po := stage1.NewPrefixWriter(os.Stdout, app.Name+": ")
+		pe := stage1.NewPrefixWriter(os.Stderr, app.Name+": ")
+		stdout, stderr = po, pe
+		flush = func() { po.Flush(); pe.Flush() }
+	}
+	stdout, stderr = io.MultiWriter(stdout, log), io.MultiWriter(stderr, log)
+	stream, err := r.agent.ReadOutput(context.Background(), &api.ReadOutputRequest{App: app.Name})
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("reading the output of app %s: %w", app.Name, err)
+	}
+	r.outputs.Add(1)
+	go func() {
+		defer r.outputs.Done()
+		defer log.Close()
+		for {
+			c, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			switch c.Stream {
+			case api.Stream_STREAM_STDOUT:
+				stdout.Write(c.Data)
+			case api.Stream_STREAM_STDERR:
+				stderr.Write(c.Data)
+			}
+		}
+	}()
+	if app.Stdin {
+		go r.feedStdin(app.Name)
+	}
+	return flush, nil
+}
+
+// feedStdin copies rkt's stdin to an interactive app until EOF.
+func (r *podRun) feedStdin(name string) {
+	in, err := r.agent.WriteInput(context.Background())
+	if err != nil {
+		return
+	}
+	if err := in.Send(&api.InputChunk{App: name}); err != nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := os.Stdin.Read(buf)
+		if n > 0 {
+			if in.Send(&api.InputChunk{Data: append([]byte(nil), buf[:n]...)}) != nil {
+				return
+			}
+		}
+		if err != nil {
+			in.CloseAndRecv()
+			return
+		}
+	}
+}
+
+// shutdown asks the agent to stop every app.
+func (r *podRun) shutdown(grace time.Duration) error {
+	ctx, cancel := r.untilVMExit(context.Background(), grace+callTimeout)
+	defer cancel()
+	_, err := r.agent.Shutdown(ctx, &api.ShutdownRequest{GracePeriodMs: uint32(grace.Milliseconds())})
+	return err
+}
+
+// powerOff ends a pod whose apps have all exited: Shutdown, then hang up,
+// which tells the agent to power off; QEMU is stopped by force if the guest
+// does not power off in time.
+func (r *podRun) powerOff() {
+	if err := r.shutdown(0); err != nil {
+		r.debugf("shutdown request failed (%v); stopping the VM", err)
+	}
+	r.proxySrv.Close()
+	r.client.Close()
+	select {
+	case <-r.vmDone:
+		r.debugf("VM ended: %v", r.vmState)
+	case <-time.After(powerOffTimeout):
+		fmt.Fprintf(r.stderr, "stage1-kvm: the VM did not power off within %v; stopping QEMU\n", powerOffTimeout)
+	}
+}
+
+// lostPod handles a VM or agent that went away while apps were running:
+// it reports why and which apps left no exit status.
+func (r *podRun) lostPod(reported []bool, callErr error) (int, error) {
+	select {
+	case <-r.vmDone:
+	case <-time.After(lostAgentGrace):
+	}
+	var missing []string
+	for i, ok := range reported {
+		if !ok {
+			missing = append(missing, r.pod.Apps[i].Name.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.rtDir, forceStopMarker)); err == nil {
+		for i, ok := range reported {
+			if !ok {
+				r.dir.WriteExitStatus(r.pod.Apps[i].Name, exitForceStopped)
+			}
+		}
+		return exitForceStopped, fmt.Errorf("pod stopped by rkt stop --force; apps %v were killed", missing)
+	}
+	why := "the connection to the guest agent broke"
+	switch {
+	case r.vmExited() && r.vmErr != nil:
+		why = r.vmErr.Error()
+	case r.vmExited():
+		why = "the VM ended: " + r.vmState.String()
+	case callErr != nil:
+		why += " (" + callErr.Error() + ")"
+	}
+	return 0, r.explain(fmt.Errorf("%s, before apps %v exited; their exit status is unknown", why, missing))
+}
+
+// explain adds what the guest agent said on the console, which tells why
+// a guest failed far better than the kernel's panic line does.
+func (r *podRun) explain(err error) error {
+	if said := r.console.linesWith("rkt-agent:"); said != "" {
+		return fmt.Errorf("%w; guest console: %s", err, said)
+	}
+	return err
+}
+
+// teardown releases what the run holds on the host, whatever happened:
+// the proxy socket, the VM, the virtiofsd processes and the runtime
+// directory.
+func (r *podRun) teardown() {
+	if r.proxySrv != nil {
+		r.proxySrv.Close()
+	}
+	if r.client != nil {
+		r.client.Close()
+	}
+	if r.vm != nil && !r.vmExited() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r.vm.Stop(ctx, true)
+		cancel()
+		<-r.vmDone
+	}
+	for _, v := range r.fsds {
+		v.stop()
+	}
+	if r.rtDir != "" {
+		os.RemoveAll(r.rtDir)
+	}
+}
