@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 
@@ -223,11 +224,9 @@ func (r *podRun) boot() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
+	// A missing QEMU is reported by the driver with the package to install.
 	vm, err := qemu.Start(ctx, cfg)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errors.ErrUnsupported) {
-			return fmt.Errorf("%w (QEMU comes from the host: apt-get install qemu-system-x86)", err)
-		}
 		return err
 	}
 	r.vm = vm
@@ -392,7 +391,7 @@ func (r *podRun) startApp(app *api.App) (flush func(), err error) {
 	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
 		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
 	}
-	log, err := os.Create(r.dir.LogFile(typesName(app.Name)))
+	log, err := os.Create(r.dir.LogFile(types.ACName(app.Name)))
 	if err != nil {
 		return nil, err
 	}

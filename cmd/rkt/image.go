@@ -13,12 +13,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"rkt.dev/rkt/stage0/image"
+	"rkt.dev/rkt/stage0/pod"
 )
 
-// imagesInUse tells `image rm` and `image gc` which pods use an image. It
-// is nil until the pod code provides it; until then no image counts as
-// used.
-var imagesInUse image.InUseFunc
+// imagesInUse tells `image rm` and `image gc` which pods use an image:
+// every pod still on disk, whatever its state, since even an exited pod's
+// directory points into the image's rendered tree until it is collected.
+func imagesInUse(dataDir string) image.InUseFunc {
+	var users map[string][]string
+	return func(id string) []string {
+		if users == nil {
+			users = map[string][]string{}
+			pods, _ := pod.List(dataDir)
+			for _, p := range pods {
+				for _, img := range p.ImageIDs() {
+					users[img] = append(users[img], p.UUID)
+				}
+			}
+		}
+		return users[id]
+	}
+}
 
 func init() { register(newImageCommand) }
 
@@ -54,6 +69,15 @@ func openImageStore(g *globalOptions, cmd *cobra.Command) (*image.Store, error) 
 	return image.Open(dir)
 }
 
+// imagesInUseFor is imagesInUse for the command's data directory.
+func imagesInUseFor(g *globalOptions, cmd *cobra.Command) (image.InUseFunc, error) {
+	dir, err := g.dataDir(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return imagesInUse(dir), nil
+}
+
 func newImageRmCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm IMAGE...",
@@ -64,12 +88,16 @@ func newImageRmCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			inUse, err := imagesInUseFor(g, cmd)
+			if err != nil {
+				return err
+			}
 			// Remove what can be removed and report every failure.
 			var errs []error
 			for _, ref := range args {
 				id, err := s.Resolve(ref)
 				if err == nil {
-					err = s.Remove(id, imagesInUse)
+					err = s.Remove(id, inUse)
 				}
 				if err != nil {
 					errs = append(errs, err)
@@ -214,7 +242,11 @@ rkt processes left in the store.`,
 			if err != nil {
 				return err
 			}
-			removed, err := s.GC(grace, imagesInUse)
+			inUse, err := imagesInUseFor(g, cmd)
+			if err != nil {
+				return err
+			}
+			removed, err := s.GC(grace, inUse)
 			for _, id := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed image %s\n", id)
 			}
