@@ -320,11 +320,7 @@ func printImagesJSON(w io.Writer, images []image.Image, pretty bool) error {
 			Size:         im.Size,
 		})
 	}
-	enc := json.NewEncoder(w)
-	if pretty {
-		enc.SetIndent("", "\t")
-	}
-	return enc.Encode(entries)
+	return printJSON(w, entries, pretty)
 }
 
 func printImagesTable(w io.Writer, images []image.Image, legend, full bool, now time.Time) error {
@@ -332,9 +328,9 @@ func printImagesTable(w io.Writer, images []image.Image, legend, full bool, now 
 	if legend {
 		fmt.Fprintln(tw, "ID\tNAME\tSIZE\tIMPORT TIME\tLAST USED")
 	}
-	when := func(t time.Time) string { return imageTimeAgo(now.Sub(t)) }
+	when := func(t time.Time) string { return timeAgo(now.Sub(t)) }
 	if full {
-		when = func(t time.Time) string { return t.Format("2006-01-02 15:04:05.999 -0700 MST") }
+		when = func(t time.Time) string { return t.Format(timeFormat) }
 	}
 	for _, im := range images {
 		id, name := im.ID, im.Name
@@ -364,25 +360,4 @@ func imageSize(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%.1f%s", v, unit)
-}
-
-// imageTimeAgo prints an age the way people say it: "2 minutes ago".
-func imageTimeAgo(d time.Duration) string {
-	const day = 24 * time.Hour
-	for _, u := range []struct {
-		d    time.Duration
-		name string
-	}{
-		{365 * day, "year"}, {30 * day, "month"}, {7 * day, "week"}, {day, "day"},
-		{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"},
-	} {
-		if d >= u.d {
-			n := int64(d / u.d)
-			if n == 1 {
-				return fmt.Sprintf("1 %s ago", u.name)
-			}
-			return fmt.Sprintf("%d %ss ago", n, u.name)
-		}
-	}
-	return "just now"
 }

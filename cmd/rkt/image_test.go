@@ -24,8 +24,8 @@ func TestImageTimeAgo(t *testing.T) {
 		0: "just now", time.Second: "1 second ago", 2 * time.Minute: "2 minutes ago",
 		90 * time.Minute: "1 hour ago", 50 * time.Hour: "2 days ago", 400 * 24 * time.Hour: "1 year ago",
 	} {
-		if got := imageTimeAgo(d); got != want {
-			t.Errorf("imageTimeAgo(%v) = %q, want %q", d, got, want)
+		if got := timeAgo(d); got != want {
+			t.Errorf("timeAgo(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

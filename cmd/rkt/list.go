@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -120,9 +119,6 @@ func newListCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if dir, err = filepath.Abs(dir); err != nil {
-				return err
-			}
 			pods, err := pod.List(dir)
 			if err != nil {
 				return err
@@ -133,7 +129,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 			}
 			switch format {
 			case "json", "json-pretty":
-				return printJSON(infos, format == "json-pretty")
+				return printJSON(os.Stdout, infos, format == "json-pretty")
 			case "", "text":
 			default:
 				return fmt.Errorf("unknown --format %q (want text, json or json-pretty)", format)
@@ -190,32 +186,8 @@ func listTime(ns int64, full bool) string {
 	if ns == 0 {
 		return ""
 	}
-	t := time.Unix(0, ns)
 	if full {
 		return fmtTime(ns)
 	}
-	return humanSince(t)
-}
-
-// humanSince renders a past time as "N units ago".
-func humanSince(t time.Time) string {
-	d := time.Since(t)
-	switch {
-	case d < time.Second:
-		return "just now"
-	case d < time.Minute:
-		return plural(int(d/time.Second), "second") + " ago"
-	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute") + " ago"
-	case d < 24*time.Hour:
-		return plural(int(d/time.Hour), "hour") + " ago"
-	}
-	return plural(int(d/(24*time.Hour)), "day") + " ago"
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
+	return timeAgo(time.Since(time.Unix(0, ns)))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,9 +30,6 @@ func loadPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile strin
 	if err != nil {
 		return nil, "", err
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return nil, "", err
-	}
 	var id string
 	switch {
 	case uuidFile != "" && len(args) > 0:
@@ -51,6 +47,31 @@ func loadPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile strin
 	}
 	p, err := pod.Load(dir, id)
 	return p, dir, err
+}
+
+// forEachPod applies fn to each pod named by args (or by --uuid-file),
+// printing the UUID of each pod it succeeded on, and reports every failure.
+func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile string, fn func(p *pod.Pod, dataDir string) error) error {
+	ids := [][]string{nil}
+	if uuidFile == "" && len(args) > 0 {
+		ids = ids[:0]
+		for _, a := range args {
+			ids = append(ids, []string{a})
+		}
+	}
+	var errs []error
+	for _, id := range ids {
+		p, dir, err := loadPod(g, cmd, id, uuidFile)
+		if err == nil {
+			err = fn(p, dir)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Printf("%q\n", p.UUID)
+	}
+	return errors.Join(errs...)
 }
 
 // runEntrypoint runs one of the pod's stage1 entrypoints in the pod
@@ -127,7 +148,7 @@ pid, exited, and app-NAME=EXITCODE for each app once the pod has exited.`,
 			info := describePod(p)
 			switch format {
 			case "json", "json-pretty":
-				return printJSON(info, format == "json-pretty")
+				return printJSON(os.Stdout, info, format == "json-pretty")
 			case "", "text":
 			default:
 				return fmt.Errorf("unknown --format %q (want text, json or json-pretty)", format)
@@ -173,7 +194,7 @@ func newCatManifestCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(pm, pretty)
+			return printJSON(os.Stdout, pm, pretty)
 		},
 	}
 	c.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON")
@@ -191,36 +212,16 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 		Short: "Stop running pods",
 		Long:  "Stop asks each pod's apps to exit (SIGTERM); --force kills them at once.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids := args
-			if uuidFile != "" || len(args) == 0 {
-				ids = []string{""}
-			}
-			var errs []error
-			for _, id := range ids {
-				var a []string
-				if id != "" {
-					a = []string{id}
-				}
-				p, dir, err := loadPod(g, cmd, a, uuidFile)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
+			return forEachPod(g, cmd, args, uuidFile, func(p *pod.Pod, dir string) error {
 				if p.State() != pod.Running {
-					errs = append(errs, fmt.Errorf("pod %s is %s, not running", p.UUID, p.State()))
-					continue
+					return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
 				}
 				code, err := runEntrypoint(g, p, dir, stage1.AnnotationStop, stage1.StopFlags{Force: force, UUID: p.UUID}.Args())
 				if err == nil && code != 0 {
 					err = fmt.Errorf("stopping pod %s: stage1 stop exited with status %d", p.UUID, code)
 				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Printf("%q\n", p.UUID)
-			}
-			return errors.Join(errs...)
+				return err
+			})
 		},
 	}
 	c.Flags().BoolVar(&force, "force", false, "kill the pod's apps instead of asking them to stop")
@@ -234,27 +235,9 @@ func newRmCommand(g *globalOptions) *cobra.Command {
 		Use:   "rm UUID...",
 		Short: "Remove exited or prepared pods",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids := args
-			if uuidFile != "" || len(args) == 0 {
-				ids = []string{""}
-			}
-			var errs []error
-			for _, id := range ids {
-				var a []string
-				if id != "" {
-					a = []string{id}
-				}
-				p, dir, err := loadPod(g, cmd, a, uuidFile)
-				if err == nil {
-					err = p.Remove(pod.GCOptions{Stage1GC: stage1GC(g, dir)})
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Printf("%q\n", p.UUID)
-			}
-			return errors.Join(errs...)
+			return forEachPod(g, cmd, args, uuidFile, func(p *pod.Pod, dir string) error {
+				return p.Remove(pod.GCOptions{Stage1GC: stage1GC(g, dir)})
+			})
 		},
 	}
 	c.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
@@ -276,9 +259,6 @@ that were never run are deleted after --expire-prepared.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := g.dataDir(cmd)
 			if err != nil {
-				return err
-			}
-			if dir, err = filepath.Abs(dir); err != nil {
 				return err
 			}
 			return pod.GC(dir, pod.GCOptions{
@@ -342,27 +322,4 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func printJSON(v any, pretty bool) error {
-	var b []byte
-	var err error
-	if pretty {
-		b, err = json.MarshalIndent(v, "", "    ")
-	} else {
-		b, err = json.Marshal(v)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Println(string(b))
-	return nil
-}
-
-// fmtTime formats a time as rkt does; the zero time prints as nothing.
-func fmtTime(t int64) string {
-	if t == 0 {
-		return ""
-	}
-	return time.Unix(0, t).Format("2006-01-02 15:04:05.999 -0700 MST")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,19 +59,24 @@ func (g *globalOptions) config() (*config.Config, error) {
 	return config.Load(config.Dirs{System: g.SystemConfig, Local: g.LocalConfig, User: g.UserConfig})
 }
 
-// dataDir is --dir, or the paths.d configuration, or the default.
+// dataDir is --dir, or the paths.d configuration, or the default, as an
+// absolute path: stage1 runs in the pod directory and must still find it.
 func (g *globalOptions) dataDir(cmd *cobra.Command) (string, error) {
-	if cmd.Flags().Changed("dir") {
-		return g.Dir, nil
+	dir := g.Dir
+	if !cmd.Flags().Changed("dir") {
+		cfg, err := g.config()
+		if err != nil {
+			return "", err
+		}
+		if cfg.Paths.Data != "" {
+			dir = cfg.Paths.Data
+		}
 	}
-	cfg, err := g.config()
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	if cfg.Paths.Data != "" {
-		return cfg.Paths.Data, nil
-	}
-	return g.Dir, nil
+	return abs, nil
 }
 
 func newRootCommand() *cobra.Command {

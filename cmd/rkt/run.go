@@ -46,11 +46,8 @@ func (f *podFlags) register(c *cobra.Command) {
 // options turns flags and positional arguments into pipeline options.
 func (f *podFlags) options(g *globalOptions, cmd *cobra.Command, args []string) (run.Options, error) {
 	var o run.Options
-	dir, err := g.dataDir(cmd)
-	if err != nil {
-		return o, err
-	}
-	if o.DataDir, err = filepath.Abs(dir); err != nil {
+	var err error
+	if o.DataDir, err = g.dataDir(cmd); err != nil {
 		return o, err
 	}
 	if o.Config, err = g.config(); err != nil {
@@ -209,12 +206,9 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 		Short: "Run a prepared pod",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := g.dataDir(cmd)
-			if err != nil {
-				return err
-			}
 			o := run.Options{Debug: g.Debug, LocalConfig: g.LocalConfig, Log: os.Stderr}
-			if o.DataDir, err = filepath.Abs(dir); err != nil {
+			var err error
+			if o.DataDir, err = g.dataDir(cmd); err != nil {
 				return err
 			}
 			rf.apply(&o)

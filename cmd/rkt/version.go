@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,7 @@ func newConfigCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cfg, pretty)
+			return printJSON(os.Stdout, cfg, pretty)
 		},
 	}
 	c.Flags().BoolVar(&pretty, "pretty-print", false, "indent the JSON")
