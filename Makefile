@@ -6,7 +6,7 @@ GO ?= go
 GOBUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X rkt.dev/rkt/internal/version.Version=$(VERSION)"
 ACTOOL = build/tools/actool
 
-.PHONY: all deps rkt stage1 images kernel check bench clean FORCE
+.PHONY: all demo deps rkt stage1 images kernel check bench clean FORCE
 
 all: rkt kernel stage1 images
 
@@ -53,6 +53,12 @@ build/images/busybox.aci build/images/inspector.aci &: images/build.sh images/bu
 	images/build.sh build/images $(VERSION)
 
 images: build/images/busybox.aci build/images/inspector.aci
+
+# The README's first command: install, build everything, boot a pod in a VM.
+demo: deps all
+	@echo "host kernel: $$(uname -r)"
+	build/bin/rkt run --insecure-options=image --net=none build/images/inspector.aci -- \
+		--print-msg="Hello from rkt: this pod runs in a VM" --print-kernel
 
 # Tests: unit tests of every package, then the functional tests in tests/,
 # which drive the built binaries and need root.

@@ -22,7 +22,7 @@ import (
 //     host's CPU count.
 const (
 	memoryOverheadMiB   = 128
-	defaultAppMemoryMiB = 256
+	defaultAppMemoryMiB = 128
 )
 
 // vmSize is the guest's memory and vCPU count.
