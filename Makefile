@@ -11,7 +11,7 @@ ACTOOL = build/tools/actool
 all: rkt kernel stage1 images
 
 rkt: build/bin/rkt
-stage1: build/stage1-fly.aci
+stage1: build/stage1-fly.aci build/stage1-kvm.aci
 
 # Go's build cache decides what is stale; FORCE makes make always ask it.
 build/bin/rkt: FORCE
@@ -25,6 +25,18 @@ $(ACTOOL):
 
 build/stage1-fly.aci: build/bin/stage1-fly stage1-fly/manifest.in scripts/mkstage1 $(ACTOOL)
 	scripts/mkstage1 fly build/bin/stage1-fly $@ $(VERSION)
+
+# stage1-kvm carries the guest kernel and an initramfs whose /init is the
+# guest agent; QEMU and virtiofsd come from the host.
+build/bin/guest-agent: FORCE
+	$(GOBUILD) -o $@ ./guest-agent
+
+build/kvm/initrd.img: build/bin/guest-agent build/bin/mkinitramfs
+	@mkdir -p $(@D)
+	build/bin/mkinitramfs -init build/bin/guest-agent -o $@
+
+build/stage1-kvm.aci: build/bin/stage1-kvm build/kernel/vmlinux build/kvm/initrd.img stage1-kvm/manifest.in scripts/mkstage1 $(ACTOOL)
+	scripts/mkstage1 kvm build/bin/stage1-kvm $@ $(VERSION) build/kernel/vmlinux:vmlinux build/kvm/initrd.img:initrd.img
 
 # The guest kernel: built from Debian's linux-source-6.1 on first use (about
 # 11-15 minutes on 2 cores) and cached in /var/cache/rkt/kernel by a hash of

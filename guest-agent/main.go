@@ -18,6 +18,7 @@
 //	                        agent answers ("the guest crashed at boot")
 //	rkt.test_agent_exit=1   exit right after the first app started, so the
 //	                        kernel panics mid-pod ("the agent died")
+//	rkt.test_agent_silent=1 never serve the API ("the agent hangs")
 package main
 
 import (
@@ -72,6 +73,12 @@ func run() error {
 	}
 	if hooks.panic {
 		return fmt.Errorf("exiting at start as asked by rkt.test_panic")
+	}
+	if hooks.silent {
+		logf("never answering, as asked by rkt.test_agent_silent")
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 	sup, err := supervisor.New()
 	if err != nil {

@@ -78,6 +78,7 @@ func (guestSystem) KernelRelease() string {
 type hooks struct {
 	panic     bool
 	agentExit bool
+	silent    bool
 }
 
 func readHooks(cmdline string) (hooks, error) {
@@ -96,6 +97,8 @@ func parseHooks(cmdline string) hooks {
 			h.panic = true
 		case "rkt.test_agent_exit=1":
 			h.agentExit = true
+		case "rkt.test_agent_silent=1":
+			h.silent = true
 		}
 	}
 	return h

@@ -8,14 +8,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/appc/spec/schema/types"
-
 	"rkt.dev/rkt/stage1"
-	"rkt.dev/rkt/stage1/supervisor"
 )
 
-// enter runs a command in a running app's root, with the app's environment,
-// as root (the entering user is debugging the pod, not being the app).
+// enter runs a command in a running app's root: fly shares the host's
+// namespaces, so the app's /proc/PID/root is all it needs.
 func enter(args []string) (int, error) {
 	flags, err := stage1.ParseEnterFlags(args)
 	if err != nil {
@@ -29,27 +26,7 @@ func enter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var app *stage1.App
-	for i := range p.Apps {
-		if p.Apps[i].Name == types.ACName(flags.AppName) {
-			app = &p.Apps[i]
-		}
-	}
-	if app == nil {
-		return 0, fmt.Errorf("pod has no app named %q", flags.AppName)
-	}
-	sup, err := supervisor.New()
-	if err != nil {
-		return 0, err
-	}
-	proc, err := sup.Enter(flags.PID, supervisor.App{
-		Name: app.Name.String(), Exec: flags.Cmd, Env: app.Env, WorkDir: "/",
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-	})
-	if err != nil {
-		return 0, err
-	}
-	return proc.Wait().Code, nil
+	return p.Enter(flags.PID, flags.AppName, flags.Cmd)
 }
 
 // stop ends the pod. Without --force it sends SIGTERM to the run

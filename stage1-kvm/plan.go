@@ -43,6 +43,11 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 	if plan.Hostname == "" {
 		plan.Hostname = "rkt-" + p.UUID
 	}
+	// Isolators are enforced by the supervisor in the guest, with rkt's
+	// defaults as on nspawn; each app with resource limits gets a cgroup
+	// under "pod" in the guest's cgroup2 hierarchy.
+	isoOpts := flags.IsolatorOptions()
+	isoOpts.Defaults, isoOpts.CgroupParent = true, "pod"
 	treeTags := map[string]string{}
 	for _, v := range p.Manifest.Volumes {
 		vol := &api.Volume{Name: v.Name.String(), ReadOnly: v.ReadOnly != nil && *v.ReadOnly}
@@ -80,6 +85,11 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 			ReadOnlyRootfs:   a.ReadOnlyRootFS,
 			Stdin:            flags.Interactive,
 		}
+		si, err := stage1.SupervisorIsolators(a.Name, a.Isolators, isoOpts)
+		if err != nil {
+			return nil, err
+		}
+		app.Isolators = api.NewIsolators(si)
 		for _, g := range a.SupplementaryGIDs {
 			app.SupplementaryGids = append(app.SupplementaryGids, uint32(g))
 		}

@@ -54,6 +54,9 @@ func TestPlanPod(t *testing.T) {
 			t.Errorf("app %s: rootfs share %q stdin %v, want %q and stdin", plan.Apps[i].Name, plan.Apps[i].RootfsShare, plan.Apps[i].Stdin, want)
 		}
 	}
+	if iso := plan.Apps[0].Isolators; iso == nil || !iso.CapabilitiesSet || !iso.MaskKernelPaths || iso.Seccomp == nil {
+		t.Errorf("app a isolators = %v; want rkt's defaults (capabilities, seccomp, masked paths)", iso)
+	}
 	if m := plan.Apps[0].Mounts; len(m) != 1 || m[0].Volume != "cfg" || m[0].Path != "/cfg" || !m[0].ReadOnly {
 		t.Errorf("app a mounts = %v", m)
 	}

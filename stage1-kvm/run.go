@@ -50,6 +50,9 @@ const (
 	// powerOffTimeout bounds the wait for the VM to power off after the
 	// pod is done; then QEMU is stopped by force.
 	powerOffTimeout = 30 * time.Second
+	// vmEndGrace is how long a failed agent call waits for the VM to
+	// report that it ended, to explain the failure.
+	vmEndGrace = 5 * time.Second
 	// lostAgentGrace is how long a broken agent connection waits for the
 	// VM to end by itself (a panicking guest) before it is killed.
 	lostAgentGrace = 10 * time.Second
@@ -503,22 +506,36 @@ func (r *podRun) lostPod(reported []bool, callErr error) (int, error) {
 		return exitForceStopped, fmt.Errorf("pod stopped by rkt stop --force; apps %v were killed", missing)
 	}
 	why := "the connection to the guest agent broke"
-	switch {
-	case r.vmExited() && r.vmErr != nil:
-		why = r.vmErr.Error()
-	case r.vmExited():
-		why = "the VM ended: " + r.vmState.String()
-	case callErr != nil:
+	if callErr != nil {
 		why += " (" + callErr.Error() + ")"
 	}
-	return 0, r.explain(fmt.Errorf("%s, before apps %v exited; their exit status is unknown", why, missing))
+	if r.vmExited() {
+		// explain adds the VM's failure; a clean end needs saying here.
+		why = "the VM ended"
+		if r.vmErr == nil {
+			why += " (" + r.vmState.String() + ")"
+		}
+	}
+	return 0, r.explain(fmt.Errorf("%s before apps %v exited; their exit status is unknown", why, missing))
 }
 
-// explain adds what the guest agent said on the console, which tells why
-// a guest failed far better than the kernel's panic line does.
+// explain adds why the VM ended, if it did, and what the guest agent said
+// on the console, which tells why a guest failed far better than a broken
+// connection or the kernel's panic line does.
 func (r *podRun) explain(err error) error {
+	if r.vm != nil && errors.Is(err, ttrpc.ErrClosed) {
+		// The connection broke: the VM is most likely going down; give
+		// it a moment to report how.
+		select {
+		case <-r.vmDone:
+		case <-time.After(vmEndGrace):
+		}
+	}
+	if r.vm != nil && r.vmExited() && r.vmErr != nil {
+		err = fmt.Errorf("%w; %v", err, r.vmErr)
+	}
 	if said := r.console.linesWith("rkt-agent:"); said != "" {
-		return fmt.Errorf("%w; guest console: %s", err, said)
+		err = fmt.Errorf("%w; guest console: %s", err, said)
 	}
 	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,7 +99,7 @@ func (v *virtiofsd) stop() {
 func runReadOnlyHelper(args []string) {
 	err := func() error {
 		if len(args) < 2 {
-			return errors.New("usage: " + roHelperArg + " SOURCE PROGRAM ARGS...")
+			return fmt.Errorf("want arguments SOURCE PROGRAM [ARGS], got %q", args)
 		}
 		src := args[0]
 		if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

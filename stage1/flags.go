@@ -21,6 +21,17 @@ type RunFlags struct {
 	DNSConfMode string `json:"dnsConfMode,omitempty"` // "resolv=…,hosts=…"
 	MDSToken    string `json:"mdsToken,omitempty"`
 	LocalConfig string `json:"localConfig,omitempty"`
+	// PrivateUsers asks for a user namespace (--private-users): "auto",
+	// or the first host uid of the pod's range, optionally with its
+	// length ("SHIFT[:COUNT]"). Empty means none.
+	PrivateUsers string `json:"privateUsers,omitempty"`
+	// DisableCapabilities, DisablePaths and DisableSeccomp are
+	// --insecure-options=capabilities, paths and seccomp (rkt's interface
+	// v3 flags). They are optional: a stage1 that does not restrict the
+	// corresponding thing may accept and ignore them.
+	DisableCapabilities bool `json:"disableCapabilities,omitempty"`
+	DisablePaths        bool `json:"disablePaths,omitempty"`
+	DisableSeccomp      bool `json:"disableSeccomp,omitempty"`
 }
 
 // Args renders the flags as the run entrypoint's argv (without argv[0]).
@@ -47,6 +58,18 @@ func (f RunFlags) Args() []string {
 	if f.LocalConfig != "" {
 		a = append(a, "--local-config="+f.LocalConfig)
 	}
+	if f.PrivateUsers != "" {
+		a = append(a, "--private-users="+f.PrivateUsers)
+	}
+	if f.DisableCapabilities {
+		a = append(a, "--disable-capabilities-restriction")
+	}
+	if f.DisablePaths {
+		a = append(a, "--disable-paths")
+	}
+	if f.DisableSeccomp {
+		a = append(a, "--disable-seccomp")
+	}
 	return append(a, f.UUID)
 }
 
@@ -61,6 +84,10 @@ func ParseRunFlags(args []string) (RunFlags, error) {
 	fs.StringVar(&f.DNSConfMode, "dns-conf-mode", "", "")
 	fs.StringVar(&f.MDSToken, "mds-token", "", "")
 	fs.StringVar(&f.LocalConfig, "local-config", "", "")
+	fs.StringVar(&f.PrivateUsers, "private-users", "", "")
+	fs.BoolVar(&f.DisableCapabilities, "disable-capabilities-restriction", false, "")
+	fs.BoolVar(&f.DisablePaths, "disable-paths", false, "")
+	fs.BoolVar(&f.DisableSeccomp, "disable-seccomp", false, "")
 	if err := fs.Parse(args); err != nil {
 		return f, fmt.Errorf("stage1 run flags: %w", err)
 	}

@@ -30,6 +30,7 @@ import (
 //	log/<app>                    the app's stdout and stderr, as the stage1 saw them
 //	pid                          the process `enter` targets (its ctime is the start time)
 //	stage1.json                  the stage1 flags of the run (RunFlags) for enter/stop/gc
+//	netns                        the pod's network namespace (a bind mount), when it has one
 //	net-info.json                network result (written by the networking layer)
 type PodDir string
 
@@ -108,6 +109,9 @@ func (p PodDir) PIDFile() string { return p.join("pid") }
 
 // RunFlagsFile records the flags of the run entrypoint, for the other entrypoints.
 func (p PodDir) RunFlagsFile() string { return p.join("stage1.json") }
+
+// Netns is the bind mount of the pod's network namespace.
+func (p PodDir) Netns() string { return p.join("netns") }
 
 // NetInfo is the saved network result.
 func (p PodDir) NetInfo() string { return p.join("net-info.json") }

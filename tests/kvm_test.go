@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -111,6 +112,30 @@ func (k *kvmPod) checkReleased(uuid string) {
 	}
 }
 
+// openPTY returns the terminal end of a new pseudo-terminal; both ends are
+// closed when the test ends.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func hostRelease(t *testing.T) string {
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err != nil {
@@ -150,6 +175,12 @@ func TestKVMRun(t *testing.T) {
 					t.Errorf("the app did not run on the rkt guest kernel (host: %s):\n%s", hostRelease(t), stdout)
 				}
 			},
+		},
+		{
+			name:       "isolators: rkt's default capabilities and seccomp profile, a memory limit",
+			args:       []string{inspector, "--memory=64Mi", "--", "--print-caps", "--print-seccomp"},
+			wantStdout: []string{"cap-bounding=0x00000000a80425fb", "seccomp=2"},
+			wantStatus: map[string]string{"inspector": "0"},
 		},
 		{
 			name: "two apps: user and group, killed by a signal",
@@ -209,6 +240,16 @@ func TestKVMRun(t *testing.T) {
 			k.checkReleased(uuid)
 		})
 	}
+	t.Run("interactive: stdin reaches the app", func(t *testing.T) {
+		uuidFile := filepath.Join(t.TempDir(), "uuid")
+		cmd := k.Cmd(k.runArgs(uuidFile, "--interactive", inspector, "--", "--print-stdin")...)
+		cmd.Stdin = strings.NewReader("typed line\n")
+		r := k.RunCmd(cmd)
+		if r.ExitCode != 0 || !strings.Contains(r.Stdout, "typed line\n") {
+			t.Errorf("rkt run --interactive: %v", r)
+		}
+		k.checkReleased(k.uuid(uuidFile))
+	})
 	t.Run("log file", func(t *testing.T) {
 		r, uuid := k.run(nil, inspector, "--", "--print-msg=to-log", "--stderr-msg=err-to-log")
 		if r.ExitCode != 0 {
@@ -240,12 +281,28 @@ func TestKVMEnterAndStop(t *testing.T) {
 		if r.ExitCode != 5 || !strings.Contains(r.Stdout, "entered inspector") || !strings.Contains(r.Stderr, "to-stderr") {
 			t.Errorf("rkt enter: %v", r)
 		}
+		// With a terminal as stdin, rkt enter asks for a guest terminal.
+		tty := openPTY(t)
+		enter = k.Cmd("enter", uuid, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty")
+		enter.Stdin = tty
+		if r := k.RunCmd(enter); r.ExitCode != 0 || !strings.Contains(r.Stdout, "on-a-tty") {
+			t.Errorf("rkt enter with a terminal: %v", r)
+		}
 		k.RunOK("stop", uuid)
 		if r := p.Wait(); r.ExitCode != 143 {
 			t.Errorf("rkt run after a graceful stop: %v; want exit 143 (SIGTERM)", r)
 		}
 		if got := strings.TrimSpace(k.podFile(uuid, "status/inspector")); got != "143" {
 			t.Errorf("status = %q, want 143", got)
+		}
+		k.checkReleased(uuid)
+	})
+	t.Run("run process killed: gc releases the rest", func(t *testing.T) {
+		p, uuid := k.startSleeper()
+		// stage0 execs stage1, so rkt run is the stage1 run process.
+		p.Signal(unix.SIGKILL)
+		if r := p.Wait(); r.ExitCode != -1 {
+			t.Errorf("rkt run after SIGKILL: %v", r)
 		}
 		k.checkReleased(uuid)
 	})
@@ -268,6 +325,8 @@ func TestKVMGuestFailures(t *testing.T) {
 	}{
 		{"guest panics at boot", "rkt.test_panic=1", []string{"guest crashed", "rkt.test_panic"}},
 		{"agent dies mid-pod", "rkt.test_agent_exit=1", []string{"rkt.test_agent_exit"}},
+		// Waits out the agent readiness bound (60 s).
+		{"agent never answers", "rkt.test_agent_silent=1", []string{"did not answer", "rkt.test_agent_silent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,4 +342,13 @@ func TestKVMGuestFailures(t *testing.T) {
 			k.checkReleased(uuid)
 		})
 	}
+}
+
+func TestKVMRefusesNetworking(t *testing.T) {
+	k := newKVM(t)
+	r, uuid := k.run(nil, "--net=default", k.Image("inspector"))
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "only --net=none") {
+		t.Errorf("rkt run --net=default with kvm: %v; want a clear refusal", r)
+	}
+	k.checkReleased(uuid)
 }

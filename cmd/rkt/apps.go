@@ -22,6 +22,14 @@ const appFlagsUsage = `Per-app flags follow the image they apply to:
       --environment=K=V            set an environment variable for this app (repeatable)
       --mount=volume=V,target=P    mount the pod volume V at P
       --readonly-rootfs            make the app's root filesystem read-only
+      --memory=QUANTITY            memory limit (64M, 1Gi)
+      --cpu=QUANTITY               CPU limit in cores (500m, 2)
+      --cpu-shares=N               relative CPU weight (2..262144; 1024 is the default)
+      --caps-retain=CAP,..         keep only these capabilities
+      --caps-remove=CAP,..         drop these from the default capability set
+      --seccomp=mode=retain|remove[,errno=E],SYSCALL,..
+                                   system call filter (replaces the default profile)
+      --oom-score-adj=N            the app's OOM score adjustment (-1000..1000)
 Arguments for an app follow "--" and end with "---":
       rkt run IMAGE1 --exec=/bin/x -- arg1 arg2 --- IMAGE2 -- arg`
 
@@ -64,7 +72,9 @@ func parseApps(args []string) ([]run.AppOptions, error) {
 // appFlagsWithValue are the per-app flags that take a separate value when
 // written without "=".
 var appFlagsWithValue = map[string]bool{"--name": true, "--exec": true, "--working-dir": true, "--user": true,
-	"--group": true, "--supplementary-gids": true, "--environment": true, "--mount": true}
+	"--group": true, "--supplementary-gids": true, "--environment": true, "--mount": true,
+	"--memory": true, "--cpu": true, "--cpu-shares": true, "--caps-retain": true, "--caps-remove": true,
+	"--seccomp": true, "--oom-score-adj": true}
 
 // isFlagValue reports whether args[i] is the value of the flag before it
 // ("--exec /bin/sh").
@@ -84,8 +94,30 @@ func parseAppFlags(a *run.AppOptions, args []string) error {
 	gids := fs.String("supplementary-gids", "", "")
 	env := fs.StringArray("environment", nil, "")
 	mounts := fs.StringArray("mount", nil, "")
+	iso := &a.Isolators
+	fs.StringVar(&iso.Memory, "memory", "", "")
+	fs.StringVar(&iso.CPU, "cpu", "", "")
+	fs.StringVar(&iso.Seccomp, "seccomp", "", "")
+	capsRetain := fs.StringSlice("caps-retain", nil, "")
+	capsRemove := fs.StringSlice("caps-remove", nil, "")
+	cpuShares := fs.Int("cpu-shares", 0, "")
+	oomScoreAdj := fs.Int("oom-score-adj", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Only flags given override the image: an unset one must not replace
+	// the image's isolator with a zero value.
+	if fs.Changed("caps-retain") {
+		iso.CapsRetain = append([]string{}, *capsRetain...)
+	}
+	if fs.Changed("caps-remove") {
+		iso.CapsRemove = append([]string{}, *capsRemove...)
+	}
+	if fs.Changed("cpu-shares") {
+		iso.CPUShares = cpuShares
+	}
+	if fs.Changed("oom-score-adj") {
+		iso.OOMScoreAdj = oomScoreAdj
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

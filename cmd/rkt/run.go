@@ -121,9 +121,10 @@ func readEnvFile(path string, env []types.EnvironmentVariable) ([]types.Environm
 
 // runtimeFlags are the settings given to stage1 when the pod starts.
 type runtimeFlags struct {
-	net         string
-	hostname    string
-	interactive bool
+	net          string
+	hostname     string
+	interactive  bool
+	privateUsers string
 }
 
 func (f *runtimeFlags) register(c *cobra.Command) {
@@ -132,10 +133,17 @@ func (f *runtimeFlags) register(c *cobra.Command) {
 	fl.Lookup("net").NoOptDefVal = "default"
 	fl.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default rkt-UUID)")
 	fl.BoolVar(&f.interactive, "interactive", false, "attach the terminal's stdin to the app (one app only)")
+	fl.StringVar(&f.privateUsers, "private-users", "", "run the pod in a user namespace (nspawn only): a bare flag or \"auto\" picks a free uid range, SHIFT[:COUNT] names one")
+	fl.Lookup("private-users").NoOptDefVal = "auto"
 }
 
-func (f *runtimeFlags) apply(o *run.Options) {
-	o.Net, o.Hostname, o.Interactive = f.net, f.hostname, f.interactive
+// apply sets the run-time options, including the global
+// --insecure-options that relax isolation.
+func (f *runtimeFlags) apply(g *globalOptions, o *run.Options) {
+	o.Net, o.Hostname, o.Interactive, o.PrivateUsers = f.net, f.hostname, f.interactive, f.privateUsers
+	o.InsecureCapabilities = g.insecure("capabilities")
+	o.InsecurePaths = g.insecure("paths")
+	o.InsecureSeccomp = g.insecure("seccomp")
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
@@ -159,7 +167,7 @@ Unsigned image files need --insecure-options=image.
 			if err != nil {
 				return err
 			}
-			rf.apply(&o)
+			rf.apply(g, &o)
 			return run.Run(o)
 		},
 	}
@@ -211,7 +219,7 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 			if o.DataDir, err = g.dataDir(cmd); err != nil {
 				return err
 			}
-			rf.apply(&o)
+			rf.apply(g, &o)
 			return run.RunPrepared(o, args[0])
 		},
 	}

@@ -287,6 +287,7 @@ func (a *Agent) supervisorApp(spec *api.App) (supervisor.App, error) {
 		WorkDir:      spec.WorkingDirectory,
 		System:       supervisor.PrivateSystemMounts,
 		ReadOnlyRoot: spec.ReadOnlyRootfs,
+		Isolators:    spec.Isolators.Supervisor(),
 	}
 	for _, g := range spec.SupplementaryGids {
 		sup.SupplementaryGIDs = append(sup.SupplementaryGIDs, int(g))
@@ -391,6 +392,9 @@ func (a *Agent) ReadOutput(_ context.Context, req *api.ReadOutputRequest, srv ap
 		}()
 	}
 	wg.Wait()
+	// Both streams ended: nothing will ever be read from the pipes again.
+	ap.stdout.Close()
+	ap.stderr.Close()
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"rkt.dev/rkt/guest-agent/api"
+	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // outputDrainTimeout bounds how long an exec session keeps forwarding
@@ -43,9 +44,14 @@ func (a *Agent) Exec(_ context.Context, srv api.Agent_ExecServer) error {
 	default:
 	}
 
+	// The app's environment, but as root in "/" and without the app's
+	// isolators: whoever enters a pod is debugging it, not acting as the
+	// app (as with the other flavors); the VM stays the boundary.
 	spec := ap.sup
 	spec.Exec = start.Args
 	spec.Env = append(slices.Clone(ap.sup.Env), start.Env...)
+	spec.User, spec.Group, spec.SupplementaryGIDs, spec.WorkDir = "0", "0", nil, "/"
+	spec.Isolators = supervisor.Isolators{}
 	sess, err := newSession(start)
 	if err != nil {
 		return status.Errorf(codes.Internal, "exec in app %s: %v", start.App, err)

@@ -506,7 +506,10 @@ type App struct {
 	ReadOnlyRootfs    bool        `protobuf:"varint,10,opt,name=read_only_rootfs,json=readOnlyRootfs,proto3" json:"read_only_rootfs,omitempty"`
 	// stdin asks for an stdin pipe fed by WriteInput; without it the app
 	// reads /dev/null.
-	Stdin         bool `protobuf:"varint,11,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdin bool `protobuf:"varint,11,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// isolators restrict the app inside the VM; the host computes them
+	// with stage1.SupervisorIsolators, as every flavor does.
+	Isolators     *Isolators `protobuf:"bytes,12,opt,name=isolators,proto3" json:"isolators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -618,6 +621,193 @@ func (x *App) GetStdin() bool {
 	return false
 }
 
+func (x *App) GetIsolators() *Isolators {
+	if x != nil {
+		return x.Isolators
+	}
+	return nil
+}
+
+// Isolators mirrors stage1/supervisor.Isolators.
+type Isolators struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// capabilities_set tells an explicit, possibly empty, capability set
+	// (true) from "keep the agent's own" (false).
+	CapabilitiesSet bool     `protobuf:"varint,1,opt,name=capabilities_set,json=capabilitiesSet,proto3" json:"capabilities_set,omitempty"`
+	Capabilities    []string `protobuf:"bytes,2,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	NoNewPrivileges bool     `protobuf:"varint,3,opt,name=no_new_privileges,json=noNewPrivileges,proto3" json:"no_new_privileges,omitempty"`
+	Seccomp         *Seccomp `protobuf:"bytes,4,opt,name=seccomp,proto3" json:"seccomp,omitempty"`
+	OomScoreAdj     *int32   `protobuf:"varint,5,opt,name=oom_score_adj,json=oomScoreAdj,proto3,oneof" json:"oom_score_adj,omitempty"`
+	MemoryLimit     int64    `protobuf:"varint,6,opt,name=memory_limit,json=memoryLimit,proto3" json:"memory_limit,omitempty"`
+	CpuMillis       int64    `protobuf:"varint,7,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	CpuShares       int64    `protobuf:"varint,8,opt,name=cpu_shares,json=cpuShares,proto3" json:"cpu_shares,omitempty"`
+	Cgroup          string   `protobuf:"bytes,9,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	MaskKernelPaths bool     `protobuf:"varint,10,opt,name=mask_kernel_paths,json=maskKernelPaths,proto3" json:"mask_kernel_paths,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Isolators) Reset() {
+	*x = Isolators{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Isolators) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Isolators) ProtoMessage() {}
+
+func (x *Isolators) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Isolators.ProtoReflect.Descriptor instead.
+func (*Isolators) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Isolators) GetCapabilitiesSet() bool {
+	if x != nil {
+		return x.CapabilitiesSet
+	}
+	return false
+}
+
+func (x *Isolators) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *Isolators) GetNoNewPrivileges() bool {
+	if x != nil {
+		return x.NoNewPrivileges
+	}
+	return false
+}
+
+func (x *Isolators) GetSeccomp() *Seccomp {
+	if x != nil {
+		return x.Seccomp
+	}
+	return nil
+}
+
+func (x *Isolators) GetOomScoreAdj() int32 {
+	if x != nil && x.OomScoreAdj != nil {
+		return *x.OomScoreAdj
+	}
+	return 0
+}
+
+func (x *Isolators) GetMemoryLimit() int64 {
+	if x != nil {
+		return x.MemoryLimit
+	}
+	return 0
+}
+
+func (x *Isolators) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *Isolators) GetCpuShares() int64 {
+	if x != nil {
+		return x.CpuShares
+	}
+	return 0
+}
+
+func (x *Isolators) GetCgroup() string {
+	if x != nil {
+		return x.Cgroup
+	}
+	return ""
+}
+
+func (x *Isolators) GetMaskKernelPaths() bool {
+	if x != nil {
+		return x.MaskKernelPaths
+	}
+	return false
+}
+
+type Seccomp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mode is "retain" or "remove".
+	Mode          string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	Syscalls      []string `protobuf:"bytes,2,rep,name=syscalls,proto3" json:"syscalls,omitempty"`
+	Errno         string   `protobuf:"bytes,3,opt,name=errno,proto3" json:"errno,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Seccomp) Reset() {
+	*x = Seccomp{}
+	mi := &file_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Seccomp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Seccomp) ProtoMessage() {}
+
+func (x *Seccomp) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Seccomp.ProtoReflect.Descriptor instead.
+func (*Seccomp) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Seccomp) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Seccomp) GetSyscalls() []string {
+	if x != nil {
+		return x.Syscalls
+	}
+	return nil
+}
+
+func (x *Seccomp) GetErrno() string {
+	if x != nil {
+		return x.Errno
+	}
+	return ""
+}
+
 type AppMount struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
@@ -630,7 +820,7 @@ type AppMount struct {
 
 func (x *AppMount) Reset() {
 	*x = AppMount{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +832,7 @@ func (x *AppMount) String() string {
 func (*AppMount) ProtoMessage() {}
 
 func (x *AppMount) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +845,7 @@ func (x *AppMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppMount.ProtoReflect.Descriptor instead.
 func (*AppMount) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppMount) GetVolume() string {
@@ -688,7 +878,7 @@ type StartAppRequest struct {
 
 func (x *StartAppRequest) Reset() {
 	*x = StartAppRequest{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +890,7 @@ func (x *StartAppRequest) String() string {
 func (*StartAppRequest) ProtoMessage() {}
 
 func (x *StartAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +903,7 @@ func (x *StartAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppRequest.ProtoReflect.Descriptor instead.
 func (*StartAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StartAppRequest) GetApp() *App {
@@ -733,7 +923,7 @@ type StartAppResponse struct {
 
 func (x *StartAppResponse) Reset() {
 	*x = StartAppResponse{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +935,7 @@ func (x *StartAppResponse) String() string {
 func (*StartAppResponse) ProtoMessage() {}
 
 func (x *StartAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +948,7 @@ func (x *StartAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppResponse.ProtoReflect.Descriptor instead.
 func (*StartAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartAppResponse) GetPid() int32 {
@@ -777,7 +967,7 @@ type WaitAppRequest struct {
 
 func (x *WaitAppRequest) Reset() {
 	*x = WaitAppRequest{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +979,7 @@ func (x *WaitAppRequest) String() string {
 func (*WaitAppRequest) ProtoMessage() {}
 
 func (x *WaitAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +992,7 @@ func (x *WaitAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppRequest.ProtoReflect.Descriptor instead.
 func (*WaitAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WaitAppRequest) GetApp() string {
@@ -823,7 +1013,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1025,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1038,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -874,7 +1064,7 @@ type WaitAppResponse struct {
 
 func (x *WaitAppResponse) Reset() {
 	*x = WaitAppResponse{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1076,7 @@ func (x *WaitAppResponse) String() string {
 func (*WaitAppResponse) ProtoMessage() {}
 
 func (x *WaitAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1089,7 @@ func (x *WaitAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppResponse.ProtoReflect.Descriptor instead.
 func (*WaitAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitAppResponse) GetStatus() *ExitStatus {
@@ -919,7 +1109,7 @@ type SignalAppRequest struct {
 
 func (x *SignalAppRequest) Reset() {
 	*x = SignalAppRequest{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1121,7 @@ func (x *SignalAppRequest) String() string {
 func (*SignalAppRequest) ProtoMessage() {}
 
 func (x *SignalAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1134,7 @@ func (x *SignalAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalAppRequest.ProtoReflect.Descriptor instead.
 func (*SignalAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignalAppRequest) GetApp() string {
@@ -969,7 +1159,7 @@ type SignalAppResponse struct {
 
 func (x *SignalAppResponse) Reset() {
 	*x = SignalAppResponse{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1171,7 @@ func (x *SignalAppResponse) String() string {
 func (*SignalAppResponse) ProtoMessage() {}
 
 func (x *SignalAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1184,7 @@ func (x *SignalAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalAppResponse.ProtoReflect.Descriptor instead.
 func (*SignalAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 type ReadOutputRequest struct {
@@ -1006,7 +1196,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1208,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1221,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadOutputRequest) GetApp() string {
@@ -1051,7 +1241,7 @@ type OutputChunk struct {
 
 func (x *OutputChunk) Reset() {
 	*x = OutputChunk{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1253,7 @@ func (x *OutputChunk) String() string {
 func (*OutputChunk) ProtoMessage() {}
 
 func (x *OutputChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1266,7 @@ func (x *OutputChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputChunk.ProtoReflect.Descriptor instead.
 func (*OutputChunk) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OutputChunk) GetStream() Stream {
@@ -1104,7 +1294,7 @@ type InputChunk struct {
 
 func (x *InputChunk) Reset() {
 	*x = InputChunk{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1306,7 @@ func (x *InputChunk) String() string {
 func (*InputChunk) ProtoMessage() {}
 
 func (x *InputChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1319,7 @@ func (x *InputChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputChunk.ProtoReflect.Descriptor instead.
 func (*InputChunk) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InputChunk) GetApp() string {
@@ -1154,7 +1344,7 @@ type WriteInputResponse struct {
 
 func (x *WriteInputResponse) Reset() {
 	*x = WriteInputResponse{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1356,7 @@ func (x *WriteInputResponse) String() string {
 func (*WriteInputResponse) ProtoMessage() {}
 
 func (x *WriteInputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1369,7 @@ func (x *WriteInputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteInputResponse.ProtoReflect.Descriptor instead.
 func (*WriteInputResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 type WindowSize struct {
@@ -1192,7 +1382,7 @@ type WindowSize struct {
 
 func (x *WindowSize) Reset() {
 	*x = WindowSize{}
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1394,7 @@ func (x *WindowSize) String() string {
 func (*WindowSize) ProtoMessage() {}
 
 func (x *WindowSize) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1407,7 @@ func (x *WindowSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSize.ProtoReflect.Descriptor instead.
 func (*WindowSize) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WindowSize) GetRows() uint32 {
@@ -1250,7 +1440,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1452,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1465,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExecStart) GetApp() string {
@@ -1328,7 +1518,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1530,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1543,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecInput) GetInput() isExecInput_Input {
@@ -1442,7 +1632,7 @@ type ExecOutput struct {
 
 func (x *ExecOutput) Reset() {
 	*x = ExecOutput{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1644,7 @@ func (x *ExecOutput) String() string {
 func (*ExecOutput) ProtoMessage() {}
 
 func (x *ExecOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1657,7 @@ func (x *ExecOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
 func (*ExecOutput) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecOutput) GetOutput() isExecOutput_Output {
@@ -1536,7 +1726,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1738,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1751,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ShutdownRequest) GetGracePeriodMs() uint32 {
@@ -1579,7 +1769,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1781,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1794,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_proto_rawDescGZIP(), []int{27}
 }
 
 var File_agent_proto protoreflect.FileDescriptor
@@ -1636,7 +1826,7 @@ const file_agent_proto_rawDesc = "" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12+\n" +
 	"\x06shares\x18\x02 \x03(\v2\x13.rkt.agent.v1.ShareR\x06shares\x12.\n" +
 	"\avolumes\x18\x03 \x03(\v2\x14.rkt.agent.v1.VolumeR\avolumes\"\x12\n" +
-	"\x10SetupPodResponse\"\xd8\x02\n" +
+	"\x10SetupPodResponse\"\x8f\x03\n" +
 	"\x03App\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\frootfs_share\x18\x02 \x01(\tR\vrootfsShare\x12\x12\n" +
@@ -1649,7 +1839,27 @@ const file_agent_proto_rawDesc = "" +
 	"\x06mounts\x18\t \x03(\v2\x16.rkt.agent.v1.AppMountR\x06mounts\x12(\n" +
 	"\x10read_only_rootfs\x18\n" +
 	" \x01(\bR\x0ereadOnlyRootfs\x12\x14\n" +
-	"\x05stdin\x18\v \x01(\bR\x05stdin\"S\n" +
+	"\x05stdin\x18\v \x01(\bR\x05stdin\x125\n" +
+	"\tisolators\x18\f \x01(\v2\x17.rkt.agent.v1.IsolatorsR\tisolators\"\x97\x03\n" +
+	"\tIsolators\x12)\n" +
+	"\x10capabilities_set\x18\x01 \x01(\bR\x0fcapabilitiesSet\x12\"\n" +
+	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\x12*\n" +
+	"\x11no_new_privileges\x18\x03 \x01(\bR\x0fnoNewPrivileges\x12/\n" +
+	"\aseccomp\x18\x04 \x01(\v2\x15.rkt.agent.v1.SeccompR\aseccomp\x12'\n" +
+	"\room_score_adj\x18\x05 \x01(\x05H\x00R\voomScoreAdj\x88\x01\x01\x12!\n" +
+	"\fmemory_limit\x18\x06 \x01(\x03R\vmemoryLimit\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\a \x01(\x03R\tcpuMillis\x12\x1d\n" +
+	"\n" +
+	"cpu_shares\x18\b \x01(\x03R\tcpuShares\x12\x16\n" +
+	"\x06cgroup\x18\t \x01(\tR\x06cgroup\x12*\n" +
+	"\x11mask_kernel_paths\x18\n" +
+	" \x01(\bR\x0fmaskKernelPathsB\x10\n" +
+	"\x0e_oom_score_adj\"O\n" +
+	"\aSeccomp\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1a\n" +
+	"\bsyscalls\x18\x02 \x03(\tR\bsyscalls\x12\x14\n" +
+	"\x05errno\x18\x03 \x01(\tR\x05errno\"S\n" +
 	"\bAppMount\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +
@@ -1736,7 +1946,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_agent_proto_goTypes = []any{
 	(Stream)(0),                // 0: rkt.agent.v1.Stream
 	(*VersionRequest)(nil),     // 1: rkt.agent.v1.VersionRequest
@@ -1747,60 +1957,64 @@ var file_agent_proto_goTypes = []any{
 	(*SetupPodRequest)(nil),    // 6: rkt.agent.v1.SetupPodRequest
 	(*SetupPodResponse)(nil),   // 7: rkt.agent.v1.SetupPodResponse
 	(*App)(nil),                // 8: rkt.agent.v1.App
-	(*AppMount)(nil),           // 9: rkt.agent.v1.AppMount
-	(*StartAppRequest)(nil),    // 10: rkt.agent.v1.StartAppRequest
-	(*StartAppResponse)(nil),   // 11: rkt.agent.v1.StartAppResponse
-	(*WaitAppRequest)(nil),     // 12: rkt.agent.v1.WaitAppRequest
-	(*ExitStatus)(nil),         // 13: rkt.agent.v1.ExitStatus
-	(*WaitAppResponse)(nil),    // 14: rkt.agent.v1.WaitAppResponse
-	(*SignalAppRequest)(nil),   // 15: rkt.agent.v1.SignalAppRequest
-	(*SignalAppResponse)(nil),  // 16: rkt.agent.v1.SignalAppResponse
-	(*ReadOutputRequest)(nil),  // 17: rkt.agent.v1.ReadOutputRequest
-	(*OutputChunk)(nil),        // 18: rkt.agent.v1.OutputChunk
-	(*InputChunk)(nil),         // 19: rkt.agent.v1.InputChunk
-	(*WriteInputResponse)(nil), // 20: rkt.agent.v1.WriteInputResponse
-	(*WindowSize)(nil),         // 21: rkt.agent.v1.WindowSize
-	(*ExecStart)(nil),          // 22: rkt.agent.v1.ExecStart
-	(*ExecInput)(nil),          // 23: rkt.agent.v1.ExecInput
-	(*ExecOutput)(nil),         // 24: rkt.agent.v1.ExecOutput
-	(*ShutdownRequest)(nil),    // 25: rkt.agent.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),   // 26: rkt.agent.v1.ShutdownResponse
+	(*Isolators)(nil),          // 9: rkt.agent.v1.Isolators
+	(*Seccomp)(nil),            // 10: rkt.agent.v1.Seccomp
+	(*AppMount)(nil),           // 11: rkt.agent.v1.AppMount
+	(*StartAppRequest)(nil),    // 12: rkt.agent.v1.StartAppRequest
+	(*StartAppResponse)(nil),   // 13: rkt.agent.v1.StartAppResponse
+	(*WaitAppRequest)(nil),     // 14: rkt.agent.v1.WaitAppRequest
+	(*ExitStatus)(nil),         // 15: rkt.agent.v1.ExitStatus
+	(*WaitAppResponse)(nil),    // 16: rkt.agent.v1.WaitAppResponse
+	(*SignalAppRequest)(nil),   // 17: rkt.agent.v1.SignalAppRequest
+	(*SignalAppResponse)(nil),  // 18: rkt.agent.v1.SignalAppResponse
+	(*ReadOutputRequest)(nil),  // 19: rkt.agent.v1.ReadOutputRequest
+	(*OutputChunk)(nil),        // 20: rkt.agent.v1.OutputChunk
+	(*InputChunk)(nil),         // 21: rkt.agent.v1.InputChunk
+	(*WriteInputResponse)(nil), // 22: rkt.agent.v1.WriteInputResponse
+	(*WindowSize)(nil),         // 23: rkt.agent.v1.WindowSize
+	(*ExecStart)(nil),          // 24: rkt.agent.v1.ExecStart
+	(*ExecInput)(nil),          // 25: rkt.agent.v1.ExecInput
+	(*ExecOutput)(nil),         // 26: rkt.agent.v1.ExecOutput
+	(*ShutdownRequest)(nil),    // 27: rkt.agent.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),   // 28: rkt.agent.v1.ShutdownResponse
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: rkt.agent.v1.Volume.empty:type_name -> rkt.agent.v1.EmptyVolume
 	3,  // 1: rkt.agent.v1.SetupPodRequest.shares:type_name -> rkt.agent.v1.Share
 	4,  // 2: rkt.agent.v1.SetupPodRequest.volumes:type_name -> rkt.agent.v1.Volume
-	9,  // 3: rkt.agent.v1.App.mounts:type_name -> rkt.agent.v1.AppMount
-	8,  // 4: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
-	13, // 5: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
-	0,  // 6: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
-	21, // 7: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
-	22, // 8: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
-	21, // 9: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
-	13, // 10: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
-	1,  // 11: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
-	6,  // 12: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
-	10, // 13: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
-	12, // 14: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
-	15, // 15: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
-	17, // 16: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
-	19, // 17: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
-	23, // 18: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
-	25, // 19: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
-	2,  // 20: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
-	7,  // 21: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
-	11, // 22: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
-	14, // 23: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
-	16, // 24: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
-	18, // 25: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
-	20, // 26: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
-	24, // 27: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
-	26, // 28: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 3: rkt.agent.v1.App.mounts:type_name -> rkt.agent.v1.AppMount
+	9,  // 4: rkt.agent.v1.App.isolators:type_name -> rkt.agent.v1.Isolators
+	10, // 5: rkt.agent.v1.Isolators.seccomp:type_name -> rkt.agent.v1.Seccomp
+	8,  // 6: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
+	15, // 7: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
+	0,  // 8: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
+	23, // 9: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
+	24, // 10: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
+	23, // 11: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
+	15, // 12: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
+	1,  // 13: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
+	6,  // 14: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
+	12, // 15: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
+	14, // 16: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
+	17, // 17: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
+	19, // 18: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
+	21, // 19: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
+	25, // 20: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
+	27, // 21: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
+	2,  // 22: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
+	7,  // 23: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
+	13, // 24: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
+	16, // 25: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
+	18, // 26: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
+	20, // 27: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
+	22, // 28: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
+	26, // 29: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
+	28, // 30: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1812,13 +2026,14 @@ func file_agent_proto_init() {
 		(*Volume_Share)(nil),
 		(*Volume_Empty)(nil),
 	}
-	file_agent_proto_msgTypes[22].OneofWrappers = []any{
+	file_agent_proto_msgTypes[8].OneofWrappers = []any{}
+	file_agent_proto_msgTypes[24].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_CloseStdin)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_agent_proto_msgTypes[23].OneofWrappers = []any{
+	file_agent_proto_msgTypes[25].OneofWrappers = []any{
 		(*ExecOutput_Stdout)(nil),
 		(*ExecOutput_Stderr)(nil),
 		(*ExecOutput_Exit)(nil),
@@ -1829,7 +2044,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

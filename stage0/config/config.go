@@ -1,6 +1,6 @@
 // Package config reads rkt's stage0 configuration: JSON files of the kinds
-// "paths" (paths.d) and "stage1" (stage1.d) from the system, local and user
-// configuration directories.
+// "paths" (paths.d), "stage1" (stage1.d), and "auth" and "dockerAuth"
+// (auth.d) from the system, local and user configuration directories.
 //
 // Directories are read in that order and later ones override earlier ones
 // field by field, as in the original rkt, so a distribution can ship
@@ -43,6 +43,11 @@ type Stage1 struct {
 type Config struct {
 	Paths  Paths  `json:"paths"`
 	Stage1 Stage1 `json:"stage1"`
+	// Auth holds credentials, which `rkt config` must not print.
+	Auth Auth `json:"-"`
+	// Dirs are the directories the configuration was read from; the trust
+	// store lives in them too.
+	Dirs Dirs `json:"-"`
 }
 
 type header struct {
@@ -53,10 +58,13 @@ type header struct {
 // Load reads and merges the configuration. Missing directories are fine;
 // unreadable or invalid files are errors naming the file.
 func Load(d Dirs) (*Config, error) {
-	c := &Config{}
+	c := &Config{Dirs: d}
 	for _, dir := range []string{d.System, d.Local, d.User} {
 		if dir == "" {
 			continue
+		}
+		if err := c.Auth.loadDir(filepath.Join(dir, "auth.d")); err != nil {
+			return nil, err
 		}
 		if err := c.loadDir(filepath.Join(dir, "paths.d"), "paths"); err != nil {
 			return nil, err

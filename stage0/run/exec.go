@@ -38,6 +38,11 @@ func (s *state) execStage1() error {
 		Interactive: s.opts.Interactive,
 		Hostname:    s.opts.Hostname,
 		LocalConfig: s.opts.LocalConfig,
+
+		PrivateUsers:        s.opts.PrivateUsers,
+		DisableCapabilities: s.opts.InsecureCapabilities,
+		DisablePaths:        s.opts.InsecurePaths,
+		DisableSeccomp:      s.opts.InsecureSeccomp,
 	}
 	if flags.Hostname == "" {
 		flags.Hostname = "rkt-" + s.pod.UUID

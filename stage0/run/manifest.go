@@ -105,6 +105,10 @@ func (s *state) runtimeApp(a AppOptions, im fetchedImage, vols map[types.ACName]
 	for _, ev := range append(append([]types.EnvironmentVariable{}, s.opts.Env...), a.Env...) {
 		app.Environment.Set(ev.Name, ev.Value)
 	}
+	app.Isolators = append(types.Isolators{}, app.Isolators...)
+	if err := a.Isolators.apply(&app.Isolators); err != nil {
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
 
 	ra := &schema.RuntimeApp{
 		Name:           name,

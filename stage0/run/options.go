@@ -28,6 +28,11 @@ type Options struct {
 	Interactive bool
 	Debug       bool
 	LocalConfig string
+	// PrivateUsers is --private-users: "" (none), "auto" or SHIFT[:COUNT].
+	PrivateUsers string
+	// InsecureCapabilities, InsecurePaths and InsecureSeccomp are
+	// --insecure-options=capabilities, paths and seccomp.
+	InsecureCapabilities, InsecurePaths, InsecureSeccomp bool
 	// UUIDFileSave, if set, receives the new pod's UUID.
 	UUIDFileSave string
 	// Log receives progress messages (stderr).
@@ -47,6 +52,7 @@ type AppOptions struct {
 	Env               []types.EnvironmentVariable
 	Mounts            []MountOption
 	ReadOnlyRootFS    bool
+	Isolators         IsolatorOptions
 }
 
 // MountOption is --mount volume=NAME,target=PATH.

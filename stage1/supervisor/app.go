@@ -38,6 +38,8 @@ type App struct {
 	System SystemMounts `json:"system"`
 	// ReadOnlyRoot remounts the app's root read-only after the mounts.
 	ReadOnlyRoot bool `json:"readOnlyRoot,omitempty"`
+	// Isolators restrict the app's process (see Isolators).
+	Isolators Isolators `json:"isolators"`
 
 	// Stdin, Stdout and Stderr are the app's standard streams. An *os.File
 	// is handed to the app as is (a terminal stays a terminal); any other
@@ -89,6 +91,9 @@ func (a *App) validate() error {
 	}
 	if a.WorkDir != "" && !filepath.IsAbs(a.WorkDir) {
 		return fmt.Errorf("app %s: working directory %q is not an absolute path", a.Name, a.WorkDir)
+	}
+	if err := a.Isolators.validate(); err != nil {
+		return fmt.Errorf("app %s: %w", a.Name, err)
 	}
 	return nil
 }

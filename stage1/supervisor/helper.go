@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -52,6 +53,9 @@ func RunHelperIfRequested() {
 }
 
 func runHelper(mode string) error {
+	// Capabilities, no_new_privs and seccomp filters are per thread: the
+	// thread that sets them must be the one that execs the app.
+	runtime.LockOSThread()
 	var app App
 	spec := os.NewFile(specFD, "supervisor-spec")
 	if err := json.NewDecoder(spec).Decode(&app); err != nil {
@@ -91,6 +95,9 @@ func execApp(app *App) error {
 	if err != nil {
 		return fmt.Errorf("app %s: %w", app.Name, err)
 	}
+	if err := app.Isolators.restrictBeforeCredentials(); err != nil {
+		return fmt.Errorf("app %s: %w", app.Name, err)
+	}
 	if err := unix.Setgroups(cred.groups); err != nil {
 		return fmt.Errorf("app %s: setting supplementary groups: %w", app.Name, err)
 	}
@@ -104,6 +111,9 @@ func execApp(app *App) error {
 	// enter is an error, as it would be for the user on any system.
 	if err := os.Chdir(wd); err != nil {
 		return fmt.Errorf("app %s: working directory %s: %w", app.Name, wd, err)
+	}
+	if err := app.Isolators.restrictAfterCredentials(cred.uid); err != nil {
+		return fmt.Errorf("app %s: %w", app.Name, err)
 	}
 	if err := unix.Exec(path, app.Exec, env); err != nil {
 		return fmt.Errorf("app %s: executing %s: %w", app.Name, path, err)

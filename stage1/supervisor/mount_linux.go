@@ -47,6 +47,14 @@ func setupRoot(app *App) error {
 		if err := privateSystemMounts(root); err != nil {
 			return err
 		}
+		if err := mountCgroups(root); err != nil {
+			return err
+		}
+		if app.Isolators.MaskKernelPaths {
+			if err := maskKernelPaths(root); err != nil {
+				return err
+			}
+		}
 	}
 	for _, m := range app.Mounts {
 		if err := bindInRoot(root, m.Source, m.Target, m.ReadOnly, true); err != nil {

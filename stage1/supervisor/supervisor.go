@@ -40,6 +40,7 @@ type Process struct {
 	status ExitStatus
 	copies sync.WaitGroup
 	closer []io.Closer // parent ends of stdio pipes, closed after the copies
+	cgroup *appCgroup  // the app's own cgroup, removed once it exits
 }
 
 // The process has one reaper: wait4(-1) collects any child, so two
@@ -116,6 +117,9 @@ func (p *Process) finish(st ExitStatus) {
 	for _, c := range p.closer {
 		c.Close()
 	}
+	if p.cgroup != nil {
+		p.cgroup.remove()
+	}
 	p.status = st
 	close(p.done)
 }
@@ -190,8 +194,18 @@ func (s *Supervisor) spawn(mode string, app App, newMountNS bool) (*Process, err
 	defer errR.Close()
 
 	p := &Process{Name: app.Name, done: make(chan struct{})}
+	if app.Isolators.hasLimits() {
+		if p.cgroup, err = newAppCgroup(&app.Isolators); err != nil {
+			specW.Close()
+			errW.Close()
+			return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+		}
+	}
 	stdio, childEnds, err := p.stdio(app)
 	if err != nil {
+		if p.cgroup != nil {
+			p.cgroup.remove()
+		}
 		specW.Close()
 		errW.Close()
 		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
@@ -219,10 +233,23 @@ func (s *Supervisor) spawn(mode string, app App, newMountNS bool) (*Process, err
 	if err != nil {
 		specW.Close()
 		p.closeAll()
+		if p.cgroup != nil {
+			p.cgroup.remove()
+		}
 		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
 	}
 	proc.Release()
 
+	// The helper waits for its spec before doing anything, so it enters
+	// the app's cgroup before it runs any code of its own.
+	if p.cgroup != nil {
+		if err := p.cgroup.join(p.pid); err != nil {
+			specW.Close()
+			unix.Kill(p.pid, unix.SIGKILL)
+			p.Wait()
+			return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+		}
+	}
 	err = json.NewEncoder(specW).Encode(app)
 	specW.Close()
 	if err != nil {

@@ -229,3 +229,32 @@ func createACI(out string, fill func(*tar.Writer) error) error {
 	}
 	return err
 }
+
+// TarEntry is one entry of an archive built by BuildRawACI.
+type TarEntry struct {
+	// Name is the entry's name in the archive, used verbatim: it is not
+	// put under rootfs/, cleaned or completed with parent directories.
+	Name string
+	FileSpec
+}
+
+// BuildRawACI writes exactly entries, in order, as a gzip-compressed tar
+// and returns its path in a fresh t.TempDir. It is for images that
+// BuildACI cannot express: duplicate entries, a missing manifest, entries
+// outside rootfs/, hard links to arbitrary names.
+func BuildRawACI(t testing.TB, entries []TarEntry) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "raw.aci")
+	err := createACI(out, func(tw *tar.Writer) error {
+		for _, e := range entries {
+			if err := writeEntry(tw, e.Name, e.FileSpec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

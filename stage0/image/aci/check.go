@@ -33,6 +33,11 @@ type entry struct {
 	name string
 	// link is the clean archive path of a hard link's target.
 	link string
+	// whiteout, in a layer, is the clean archive path that a ".wh." entry
+	// deletes from the layers below; opaque is set when that entry is
+	// ".wh..wh..opq", which hides the contents of its directory instead.
+	whiteout string
+	opaque   bool
 }
 
 // checker applies the layout and safety policy to the headers of one
@@ -41,9 +46,26 @@ type entry struct {
 type checker struct {
 	seen     map[string]kind
 	manifest bool
+	// layer is set for a Docker or OCI layer (see walkLayer): names are
+	// relative to the root filesystem, ".wh." entries are whiteouts, and a
+	// hard link may point to a file of a layer below.
+	layer bool
 }
 
 func newChecker() *checker { return &checker{seen: make(map[string]kind)} }
+
+// name cleans an entry or hard-link name into an archive path. A layer's
+// names are checked as if the layer were the rootfs/ of an image, so one
+// policy covers both.
+func (c *checker) name(raw string) (string, error) {
+	if !c.layer {
+		return cleanName(raw)
+	}
+	if strings.HasPrefix(raw, "/") {
+		return "", errAbsolutePath
+	}
+	return cleanName(rootfsName + "/" + raw)
+}
 
 // check validates one header. skip is true for headers that carry no file
 // (a pax global header, the archive root "./").
@@ -53,9 +75,17 @@ func (c *checker) check(hdr *tar.Header) (e entry, skip bool, err error) {
 	}
 	fail := func(err error) (entry, bool, error) { return entry{}, false, invalid(hdr.Name, err) }
 
-	name, err := cleanName(hdr.Name)
+	name, err := c.name(hdr.Name)
 	if err != nil {
 		return fail(err)
+	}
+	if c.layer {
+		if e, skip, ok, err := c.checkWhiteout(hdr, name); ok {
+			if err != nil {
+				return fail(err)
+			}
+			return e, skip, nil
+		}
 	}
 	if name == "." {
 		if hdr.Typeflag != tar.TypeDir {
@@ -174,6 +204,11 @@ func (c *checker) checkPlace(name string, k kind) error {
 		if prev == kindImplicitDir && k == kindDir {
 			return nil
 		}
+		// Layer tools repeat directories (a tar of overlapping paths);
+		// the last one's metadata wins, as when layers stack.
+		if c.layer && prev == kindDir && k == kindDir {
+			return nil
+		}
 		if prev == kindImplicitDir {
 			return errReplacesDir
 		}
@@ -207,9 +242,13 @@ func checkSymlink(name, target string) error {
 }
 
 func (c *checker) hardlinkTarget(raw string) (string, error) {
-	target, err := cleanName(raw)
+	target, err := c.name(raw)
 	if err != nil {
 		return "", fmt.Errorf("hard link target %q: %w", raw, err)
+	}
+	if _, ok := c.seen[target]; c.layer && !ok && strings.HasPrefix(target, rootfsName+"/") {
+		// A file of a layer below: the squash checks it exists there.
+		return target, nil
 	}
 	if !strings.HasPrefix(target, rootfsName+"/") || c.seen[target] != kindRegular {
 		return "", fmt.Errorf("%w: %q", errHardlinkTarget, raw)

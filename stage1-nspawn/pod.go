@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/internal/mountinfo"
+	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/supervisor"
+)
+
+// podInit is the container's PID 1: it starts the pod's apps with the
+// supervisor, each in its own mount namespace with private /proc, /sys and
+// /dev and rkt's default isolation, and returns the pod's exit code, which
+// systemd-nspawn and then the run entrypoint pass on.
+func podInit() (int, error) {
+	if err := writableCgroups(); err != nil {
+		return 0, err
+	}
+	dir := stage1.PodDir(insidePodDir)
+	flags, err := stage1.LoadRunFlags(dir)
+	if err != nil {
+		return 0, err
+	}
+	p, err := stage1.LoadPod(dir, flags.UUID)
+	if err != nil {
+		return 0, err
+	}
+	opts := flags.IsolatorOptions()
+	opts.Defaults = true
+	apps := make([]supervisor.App, len(p.Apps))
+	for i := range p.Apps {
+		a := &p.Apps[i]
+		for j, m := range a.Mounts {
+			if m.Kind == "host" {
+				// The run entrypoint bound it here.
+				a.Mounts[j].Source = filepath.Join(insideVolumes, m.Volume.String())
+			}
+		}
+		apps[i] = p.SupervisorApp(*a, supervisor.PrivateSystemMounts)
+		if apps[i].Isolators, err = stage1.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.MkdirAll(insideRunDir, 0o755); err != nil {
+		return 0, err
+	}
+	sup, err := supervisor.New()
+	if err != nil {
+		return 0, err
+	}
+	return p.RunApps(sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
+		return os.WriteFile(appPIDFile(p.Apps[i].Name.String()), []byte(strconv.Itoa(proc.Pid())), 0o644)
+	})
+}
+
+// writableCgroups remounts the container's cgroup hierarchies read-write.
+// systemd-nspawn mounts them read-only (for a container without a user
+// namespace, only the bind mount is, not the superblock); the supervisor
+// must create the apps' cgroups. The cgroup namespace keeps it within the
+// pod's own cgroup.
+func writableCgroups() error {
+	mounts, err := mountinfo.Self()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if (m.FSType != "cgroup" && m.FSType != "cgroup2") || !m.ReadOnly() {
+			continue
+		}
+		if err := unix.Mount("", m.MountPoint, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("making cgroup hierarchy %s writable: %w", m.MountPoint, err)
+		}
+	}
+	return nil
+}
+
+// appEnter is the inside half of enter: in the pod's namespaces already, it
+// runs the command in the app's root.
+func appEnter(args []string) (int, error) {
+	flags, err := stage1.ParseEnterFlags(args)
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(appPIDFile(flags.AppName))
+	if err != nil {
+		return 0, fmt.Errorf("app %s is not running in this pod: %w", flags.AppName, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("corrupt %s: %w", appPIDFile(flags.AppName), err)
+	}
+	p, err := stage1.LoadPod(stage1.PodDir(insidePodDir), "")
+	if err != nil {
+		return 0, err
+	}
+	return p.Enter(pid, flags.AppName, flags.Cmd)
+}
