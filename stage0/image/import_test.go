@@ -8,10 +8,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz"
 
@@ -213,4 +216,44 @@ func TestImportConcurrently(t *testing.T) {
 	want := []string{idOf(images[0]) + ".json", idOf(images[1]) + ".json"}
 	slices.Sort(want)
 	assertOnly(t, s.casPath("index"), want...)
+}
+
+func TestImportFileRemembersUnchangedFiles(t *testing.T) {
+	s, _ := newStore(t)
+	data := at.Build(t, at.File("manifest", at.ManifestJSON(t, "example.com/f", "1", nil)), at.Dir("rootfs"))
+	path := filepath.Join(t.TempDir(), "f.aci")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.ImportFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != idOf(data) {
+		t.Fatalf("ImportFile = %s, want %s", id, idOf(data))
+	}
+	// The unchanged file is answered from the cache without being read:
+	// point the cache entry at another stored image, and that comes back.
+	otherID := importImage(t, s, "example.com/g", "1", nil)
+	cache := s.fileCachePath(path)
+	b, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatalf("no cache entry after ImportFile: %v", err)
+	}
+	if err := os.WriteFile(cache, []byte(strings.Replace(string(b), id, otherID, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.ImportFile(path); err != nil || again != otherID {
+		t.Fatalf("second ImportFile = %s, %v; want the cached %s", again, err, otherID)
+	}
+	// A changed file is read again.
+	other := at.Build(t, at.File("manifest", at.ManifestJSON(t, "example.com/f", "2", nil)), at.Dir("rootfs"))
+	if err := os.WriteFile(path, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(path, future, future)
+	if got, err := s.ImportFile(path); err != nil || got != idOf(other) {
+		t.Fatalf("ImportFile of a changed file = %s, %v; want %s", got, err, idOf(other))
+	}
 }

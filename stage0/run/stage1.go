@@ -93,12 +93,7 @@ func checkStage1Manifest(im *schema.ImageManifest) error {
 // named by a local path are trusted like the rkt binary itself: whoever can
 // pass the path can also replace rkt.
 func (s *state) importStage1File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("opening stage1 image: %w", err)
-	}
-	defer f.Close()
-	id, err := s.store.Import(f)
+	id, err := s.store.ImportFile(path)
 	if err != nil {
 		return "", fmt.Errorf("importing stage1 image %s: %w", path, err)
 	}
