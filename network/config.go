@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -140,9 +139,3 @@ func withIPAMDir(raw []byte, dir string) ([]byte, error) {
 // CNI result cache).
 func stateDirOf(dataDir string) string { return filepath.Join(dataDir, "networks") }
 
-// removeIfEmpty removes dir when nothing is left in it.
-func removeIfEmpty(dir string) {
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
-		os.Remove(dir)
-	}
-}
