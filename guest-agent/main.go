@@ -67,6 +67,9 @@ func run() error {
 	if err := mountSystem(); err != nil {
 		return err
 	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
 	hooks, err := readHooks("/proc/cmdline")
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ type System interface {
 	MountShare(tag, target string, readOnly bool) error
 	// KernelRelease is uname -r.
 	KernelRelease() string
+	// ConfigureNetwork brings up the interfaces (matched by MAC) with
+	// their static addresses and routes.
+	ConfigureNetwork(ifaces []*api.Interface) error
 }
 
 // Config is how an Agent lays out its state in the guest.
@@ -62,6 +65,9 @@ type Agent struct {
 	shares  map[string]string  // tag → mount point
 	volumes map[string]*volume // name → volume
 	apps    map[string]*app
+	// etc are files given to every app (/etc/resolv.conf, /etc/hosts):
+	// target in the app → file in the state directory.
+	etc map[string]string
 
 	stopping     bool // StopApps has begun: no app may start
 	shutdownOnce sync.Once
@@ -97,6 +103,7 @@ func New(cfg Config) *Agent {
 		cfg:      cfg,
 		shares:   map[string]string{},
 		volumes:  map[string]*volume{},
+		etc:      map[string]string{},
 		apps:     map[string]*app{},
 		shutdown: make(chan struct{}),
 	}
@@ -127,6 +134,24 @@ func (a *Agent) SetupPod(_ context.Context, req *api.SetupPodRequest) (*api.Setu
 		if err := a.cfg.System.SetHostname(req.Hostname); err != nil {
 			return nil, status.Errorf(codes.Internal, "setting the hostname to %q: %v", req.Hostname, err)
 		}
+	}
+	if len(req.Interfaces) > 0 {
+		if err := a.cfg.System.ConfigureNetwork(req.Interfaces); err != nil {
+			return nil, status.Errorf(codes.Internal, "configuring the network: %v", err)
+		}
+	}
+	for target, content := range map[string]string{"/etc/resolv.conf": req.ResolvConf, "/etc/hosts": req.Hosts} {
+		if content == "" {
+			continue
+		}
+		p := filepath.Join(a.cfg.StateDir, "etc", filepath.Base(target))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, status.Errorf(codes.Internal, "writing %s: %v", target, err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return nil, status.Errorf(codes.Internal, "writing %s: %v", target, err)
+		}
+		a.etc[target] = p
 	}
 	for _, s := range req.Shares {
 		if err := checkName("share tag", s.Tag); err != nil {
@@ -291,6 +316,9 @@ func (a *Agent) supervisorApp(spec *api.App) (supervisor.App, error) {
 	}
 	for _, g := range spec.SupplementaryGids {
 		sup.SupplementaryGIDs = append(sup.SupplementaryGIDs, int(g))
+	}
+	for target, src := range a.etc {
+		sup.Mounts = append(sup.Mounts, supervisor.Mount{Source: src, Target: target, ReadOnly: true})
 	}
 	for _, m := range spec.Mounts {
 		v, ok := a.volumes[m.Volume]

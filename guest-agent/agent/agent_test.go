@@ -39,10 +39,18 @@ type hostSystem struct {
 	t        *testing.T
 	sources  map[string]string
 	hostname string
+	ifaces   []*api.Interface
 }
 
 func (h *hostSystem) SetHostname(name string) error { h.hostname = name; return nil }
 func (h *hostSystem) KernelRelease() string         { return "test-release" }
+
+// ConfigureNetwork records what the agent asked for; the real netlink
+// calls run only in a VM (tests/kvm_*).
+func (h *hostSystem) ConfigureNetwork(ifaces []*api.Interface) error {
+	h.ifaces = append(h.ifaces, ifaces...)
+	return nil
+}
 
 func (h *hostSystem) MountShare(tag, target string, readOnly bool) error {
 	src, ok := h.sources[tag]
@@ -458,5 +466,27 @@ func TestExec(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNetworkAndEtcFiles(t *testing.T) {
+	f := newFixture(t)
+	ifc := &api.Interface{Mac: "0a:58:ac:10:1c:02", Address: "172.16.28.2/24", Mtu: 1500,
+		Routes: []*api.Route{{Destination: "172.16.28.1/32"}, {Destination: "0.0.0.0/0", Gateway: "172.16.28.1"}}}
+	_, err := f.client.SetupPod(ctx(t), &api.SetupPodRequest{
+		Shares:     []*api.Share{{Tag: "image", ReadOnly: true}},
+		Interfaces: []*api.Interface{ifc},
+		ResolvConf: "nameserver 10.0.0.53\n",
+		Hosts:      "127.0.0.1 localhost\n10.1.2.3 db\n",
+	})
+	if err != nil {
+		t.Fatalf("SetupPod: %v", err)
+	}
+	if len(f.sys.ifaces) != 1 || f.sys.ifaces[0].Address != ifc.Address || len(f.sys.ifaces[0].Routes) != 2 {
+		t.Fatalf("ConfigureNetwork got %v, want the interface with its routes", f.sys.ifaces)
+	}
+	out, _, st := f.run(t, shApp("etc", "cat /etc/resolv.conf /etc/hosts; echo x > /etc/hosts || echo read-only"))
+	if st.Code != 0 || out != "nameserver 10.0.0.53\n127.0.0.1 localhost\n10.1.2.3 db\nread-only\n" {
+		t.Fatalf("app saw %q (exit %d), want the pod's resolv.conf and hosts, read-only", out, st.Code)
 	}
 }

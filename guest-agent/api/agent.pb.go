@@ -393,10 +393,17 @@ func (x *EmptyVolume) GetGid() uint32 {
 }
 
 type SetupPodRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Shares        []*Share               `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty"`
-	Volumes       []*Volume              `protobuf:"bytes,3,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Hostname string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Shares   []*Share               `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty"`
+	Volumes  []*Volume              `protobuf:"bytes,3,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	// interfaces are configured statically (no DHCP) from the host's CNI
+	// result; the guest's NIC with the same MAC gets each.
+	Interfaces []*Interface `protobuf:"bytes,4,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	// resolv_conf and hosts, when set, become every app's /etc/resolv.conf
+	// and /etc/hosts.
+	ResolvConf    string `protobuf:"bytes,6,opt,name=resolv_conf,json=resolvConf,proto3" json:"resolv_conf,omitempty"`
+	Hosts         string `protobuf:"bytes,7,opt,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +459,152 @@ func (x *SetupPodRequest) GetVolumes() []*Volume {
 	return nil
 }
 
+func (x *SetupPodRequest) GetInterfaces() []*Interface {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+func (x *SetupPodRequest) GetResolvConf() string {
+	if x != nil {
+		return x.ResolvConf
+	}
+	return ""
+}
+
+func (x *SetupPodRequest) GetHosts() string {
+	if x != nil {
+		return x.Hosts
+	}
+	return ""
+}
+
+// Interface is the static configuration of one guest network interface.
+type Interface struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Mac   string                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	// address is in CIDR form, e.g. 172.16.28.2/24.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Mtu     uint32 `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// routes through this interface, on-link ones first.
+	Routes        []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interface) Reset() {
+	*x = Interface{}
+	mi := &file_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interface) ProtoMessage() {}
+
+func (x *Interface) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interface.ProtoReflect.Descriptor instead.
+func (*Interface) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Interface) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Interface) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Interface) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *Interface) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+// Route is a guest route; an empty gateway means on-link.
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination is in CIDR form, e.g. 0.0.0.0/0.
+	Destination   string `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	Gateway       string `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Route) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Route) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
 type SetupPodResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -460,7 +613,7 @@ type SetupPodResponse struct {
 
 func (x *SetupPodResponse) Reset() {
 	*x = SetupPodResponse{}
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +625,7 @@ func (x *SetupPodResponse) String() string {
 func (*SetupPodResponse) ProtoMessage() {}
 
 func (x *SetupPodResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +638,7 @@ func (x *SetupPodResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetupPodResponse.ProtoReflect.Descriptor instead.
 func (*SetupPodResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_proto_rawDescGZIP(), []int{8}
 }
 
 // App is what the supervisor needs to start one app.
@@ -516,7 +669,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +681,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +694,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *App) GetName() string {
@@ -649,7 +802,7 @@ type Isolators struct {
 
 func (x *Isolators) Reset() {
 	*x = Isolators{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +814,7 @@ func (x *Isolators) String() string {
 func (*Isolators) ProtoMessage() {}
 
 func (x *Isolators) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +827,7 @@ func (x *Isolators) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Isolators.ProtoReflect.Descriptor instead.
 func (*Isolators) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Isolators) GetCapabilitiesSet() bool {
@@ -759,7 +912,7 @@ type Seccomp struct {
 
 func (x *Seccomp) Reset() {
 	*x = Seccomp{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +924,7 @@ func (x *Seccomp) String() string {
 func (*Seccomp) ProtoMessage() {}
 
 func (x *Seccomp) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +937,7 @@ func (x *Seccomp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seccomp.ProtoReflect.Descriptor instead.
 func (*Seccomp) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Seccomp) GetMode() string {
@@ -820,7 +973,7 @@ type AppMount struct {
 
 func (x *AppMount) Reset() {
 	*x = AppMount{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +985,7 @@ func (x *AppMount) String() string {
 func (*AppMount) ProtoMessage() {}
 
 func (x *AppMount) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +998,7 @@ func (x *AppMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppMount.ProtoReflect.Descriptor instead.
 func (*AppMount) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppMount) GetVolume() string {
@@ -878,7 +1031,7 @@ type StartAppRequest struct {
 
 func (x *StartAppRequest) Reset() {
 	*x = StartAppRequest{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1043,7 @@ func (x *StartAppRequest) String() string {
 func (*StartAppRequest) ProtoMessage() {}
 
 func (x *StartAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1056,7 @@ func (x *StartAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppRequest.ProtoReflect.Descriptor instead.
 func (*StartAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartAppRequest) GetApp() *App {
@@ -923,7 +1076,7 @@ type StartAppResponse struct {
 
 func (x *StartAppResponse) Reset() {
 	*x = StartAppResponse{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1088,7 @@ func (x *StartAppResponse) String() string {
 func (*StartAppResponse) ProtoMessage() {}
 
 func (x *StartAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1101,7 @@ func (x *StartAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppResponse.ProtoReflect.Descriptor instead.
 func (*StartAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartAppResponse) GetPid() int32 {
@@ -967,7 +1120,7 @@ type WaitAppRequest struct {
 
 func (x *WaitAppRequest) Reset() {
 	*x = WaitAppRequest{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1132,7 @@ func (x *WaitAppRequest) String() string {
 func (*WaitAppRequest) ProtoMessage() {}
 
 func (x *WaitAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1145,7 @@ func (x *WaitAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppRequest.ProtoReflect.Descriptor instead.
 func (*WaitAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitAppRequest) GetApp() string {
@@ -1013,7 +1166,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1178,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1191,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -1064,7 +1217,7 @@ type WaitAppResponse struct {
 
 func (x *WaitAppResponse) Reset() {
 	*x = WaitAppResponse{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1229,7 @@ func (x *WaitAppResponse) String() string {
 func (*WaitAppResponse) ProtoMessage() {}
 
 func (x *WaitAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1242,7 @@ func (x *WaitAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppResponse.ProtoReflect.Descriptor instead.
 func (*WaitAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WaitAppResponse) GetStatus() *ExitStatus {
@@ -1109,7 +1262,7 @@ type SignalAppRequest struct {
 
 func (x *SignalAppRequest) Reset() {
 	*x = SignalAppRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1274,7 @@ func (x *SignalAppRequest) String() string {
 func (*SignalAppRequest) ProtoMessage() {}
 
 func (x *SignalAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1287,7 @@ func (x *SignalAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalAppRequest.ProtoReflect.Descriptor instead.
 func (*SignalAppRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SignalAppRequest) GetApp() string {
@@ -1159,7 +1312,7 @@ type SignalAppResponse struct {
 
 func (x *SignalAppResponse) Reset() {
 	*x = SignalAppResponse{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1324,7 @@ func (x *SignalAppResponse) String() string {
 func (*SignalAppResponse) ProtoMessage() {}
 
 func (x *SignalAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1337,7 @@ func (x *SignalAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalAppResponse.ProtoReflect.Descriptor instead.
 func (*SignalAppResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 type ReadOutputRequest struct {
@@ -1196,7 +1349,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1361,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1374,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReadOutputRequest) GetApp() string {
@@ -1241,7 +1394,7 @@ type OutputChunk struct {
 
 func (x *OutputChunk) Reset() {
 	*x = OutputChunk{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1406,7 @@ func (x *OutputChunk) String() string {
 func (*OutputChunk) ProtoMessage() {}
 
 func (x *OutputChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1419,7 @@ func (x *OutputChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputChunk.ProtoReflect.Descriptor instead.
 func (*OutputChunk) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OutputChunk) GetStream() Stream {
@@ -1294,7 +1447,7 @@ type InputChunk struct {
 
 func (x *InputChunk) Reset() {
 	*x = InputChunk{}
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1459,7 @@ func (x *InputChunk) String() string {
 func (*InputChunk) ProtoMessage() {}
 
 func (x *InputChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1472,7 @@ func (x *InputChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputChunk.ProtoReflect.Descriptor instead.
 func (*InputChunk) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InputChunk) GetApp() string {
@@ -1344,7 +1497,7 @@ type WriteInputResponse struct {
 
 func (x *WriteInputResponse) Reset() {
 	*x = WriteInputResponse{}
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1509,7 @@ func (x *WriteInputResponse) String() string {
 func (*WriteInputResponse) ProtoMessage() {}
 
 func (x *WriteInputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1522,7 @@ func (x *WriteInputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteInputResponse.ProtoReflect.Descriptor instead.
 func (*WriteInputResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 type WindowSize struct {
@@ -1382,7 +1535,7 @@ type WindowSize struct {
 
 func (x *WindowSize) Reset() {
 	*x = WindowSize{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1547,7 @@ func (x *WindowSize) String() string {
 func (*WindowSize) ProtoMessage() {}
 
 func (x *WindowSize) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1560,7 @@ func (x *WindowSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSize.ProtoReflect.Descriptor instead.
 func (*WindowSize) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WindowSize) GetRows() uint32 {
@@ -1440,7 +1593,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1605,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1618,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecStart) GetApp() string {
@@ -1518,7 +1671,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1683,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1696,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecInput) GetInput() isExecInput_Input {
@@ -1632,7 +1785,7 @@ type ExecOutput struct {
 
 func (x *ExecOutput) Reset() {
 	*x = ExecOutput{}
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1797,7 @@ func (x *ExecOutput) String() string {
 func (*ExecOutput) ProtoMessage() {}
 
 func (x *ExecOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1810,7 @@ func (x *ExecOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
 func (*ExecOutput) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExecOutput) GetOutput() isExecOutput_Output {
@@ -1726,7 +1879,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +1891,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +1904,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ShutdownRequest) GetGracePeriodMs() uint32 {
@@ -1769,7 +1922,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1934,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +1947,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_proto_rawDescGZIP(), []int{29}
 }
 
 var File_agent_proto protoreflect.FileDescriptor
@@ -1821,11 +1974,25 @@ const file_agent_proto_rawDesc = "" +
 	"\vEmptyVolume\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\rR\x04mode\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\x03 \x01(\rR\x03gid\"\x8a\x01\n" +
+	"\x03gid\x18\x03 \x01(\rR\x03gid\"\xfa\x01\n" +
 	"\x0fSetupPodRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12+\n" +
 	"\x06shares\x18\x02 \x03(\v2\x13.rkt.agent.v1.ShareR\x06shares\x12.\n" +
-	"\avolumes\x18\x03 \x03(\v2\x14.rkt.agent.v1.VolumeR\avolumes\"\x12\n" +
+	"\avolumes\x18\x03 \x03(\v2\x14.rkt.agent.v1.VolumeR\avolumes\x127\n" +
+	"\n" +
+	"interfaces\x18\x04 \x03(\v2\x17.rkt.agent.v1.InterfaceR\n" +
+	"interfaces\x12\x1f\n" +
+	"\vresolv_conf\x18\x06 \x01(\tR\n" +
+	"resolvConf\x12\x14\n" +
+	"\x05hosts\x18\a \x01(\tR\x05hosts\"v\n" +
+	"\tInterface\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x12+\n" +
+	"\x06routes\x18\x04 \x03(\v2\x13.rkt.agent.v1.RouteR\x06routes\"C\n" +
+	"\x05Route\x12 \n" +
+	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\tR\agateway\"\x12\n" +
 	"\x10SetupPodResponse\"\x8f\x03\n" +
 	"\x03App\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1946,7 +2113,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_agent_proto_goTypes = []any{
 	(Stream)(0),                // 0: rkt.agent.v1.Stream
 	(*VersionRequest)(nil),     // 1: rkt.agent.v1.VersionRequest
@@ -1955,66 +2122,70 @@ var file_agent_proto_goTypes = []any{
 	(*Volume)(nil),             // 4: rkt.agent.v1.Volume
 	(*EmptyVolume)(nil),        // 5: rkt.agent.v1.EmptyVolume
 	(*SetupPodRequest)(nil),    // 6: rkt.agent.v1.SetupPodRequest
-	(*SetupPodResponse)(nil),   // 7: rkt.agent.v1.SetupPodResponse
-	(*App)(nil),                // 8: rkt.agent.v1.App
-	(*Isolators)(nil),          // 9: rkt.agent.v1.Isolators
-	(*Seccomp)(nil),            // 10: rkt.agent.v1.Seccomp
-	(*AppMount)(nil),           // 11: rkt.agent.v1.AppMount
-	(*StartAppRequest)(nil),    // 12: rkt.agent.v1.StartAppRequest
-	(*StartAppResponse)(nil),   // 13: rkt.agent.v1.StartAppResponse
-	(*WaitAppRequest)(nil),     // 14: rkt.agent.v1.WaitAppRequest
-	(*ExitStatus)(nil),         // 15: rkt.agent.v1.ExitStatus
-	(*WaitAppResponse)(nil),    // 16: rkt.agent.v1.WaitAppResponse
-	(*SignalAppRequest)(nil),   // 17: rkt.agent.v1.SignalAppRequest
-	(*SignalAppResponse)(nil),  // 18: rkt.agent.v1.SignalAppResponse
-	(*ReadOutputRequest)(nil),  // 19: rkt.agent.v1.ReadOutputRequest
-	(*OutputChunk)(nil),        // 20: rkt.agent.v1.OutputChunk
-	(*InputChunk)(nil),         // 21: rkt.agent.v1.InputChunk
-	(*WriteInputResponse)(nil), // 22: rkt.agent.v1.WriteInputResponse
-	(*WindowSize)(nil),         // 23: rkt.agent.v1.WindowSize
-	(*ExecStart)(nil),          // 24: rkt.agent.v1.ExecStart
-	(*ExecInput)(nil),          // 25: rkt.agent.v1.ExecInput
-	(*ExecOutput)(nil),         // 26: rkt.agent.v1.ExecOutput
-	(*ShutdownRequest)(nil),    // 27: rkt.agent.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),   // 28: rkt.agent.v1.ShutdownResponse
+	(*Interface)(nil),          // 7: rkt.agent.v1.Interface
+	(*Route)(nil),              // 8: rkt.agent.v1.Route
+	(*SetupPodResponse)(nil),   // 9: rkt.agent.v1.SetupPodResponse
+	(*App)(nil),                // 10: rkt.agent.v1.App
+	(*Isolators)(nil),          // 11: rkt.agent.v1.Isolators
+	(*Seccomp)(nil),            // 12: rkt.agent.v1.Seccomp
+	(*AppMount)(nil),           // 13: rkt.agent.v1.AppMount
+	(*StartAppRequest)(nil),    // 14: rkt.agent.v1.StartAppRequest
+	(*StartAppResponse)(nil),   // 15: rkt.agent.v1.StartAppResponse
+	(*WaitAppRequest)(nil),     // 16: rkt.agent.v1.WaitAppRequest
+	(*ExitStatus)(nil),         // 17: rkt.agent.v1.ExitStatus
+	(*WaitAppResponse)(nil),    // 18: rkt.agent.v1.WaitAppResponse
+	(*SignalAppRequest)(nil),   // 19: rkt.agent.v1.SignalAppRequest
+	(*SignalAppResponse)(nil),  // 20: rkt.agent.v1.SignalAppResponse
+	(*ReadOutputRequest)(nil),  // 21: rkt.agent.v1.ReadOutputRequest
+	(*OutputChunk)(nil),        // 22: rkt.agent.v1.OutputChunk
+	(*InputChunk)(nil),         // 23: rkt.agent.v1.InputChunk
+	(*WriteInputResponse)(nil), // 24: rkt.agent.v1.WriteInputResponse
+	(*WindowSize)(nil),         // 25: rkt.agent.v1.WindowSize
+	(*ExecStart)(nil),          // 26: rkt.agent.v1.ExecStart
+	(*ExecInput)(nil),          // 27: rkt.agent.v1.ExecInput
+	(*ExecOutput)(nil),         // 28: rkt.agent.v1.ExecOutput
+	(*ShutdownRequest)(nil),    // 29: rkt.agent.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),   // 30: rkt.agent.v1.ShutdownResponse
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: rkt.agent.v1.Volume.empty:type_name -> rkt.agent.v1.EmptyVolume
 	3,  // 1: rkt.agent.v1.SetupPodRequest.shares:type_name -> rkt.agent.v1.Share
 	4,  // 2: rkt.agent.v1.SetupPodRequest.volumes:type_name -> rkt.agent.v1.Volume
-	11, // 3: rkt.agent.v1.App.mounts:type_name -> rkt.agent.v1.AppMount
-	9,  // 4: rkt.agent.v1.App.isolators:type_name -> rkt.agent.v1.Isolators
-	10, // 5: rkt.agent.v1.Isolators.seccomp:type_name -> rkt.agent.v1.Seccomp
-	8,  // 6: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
-	15, // 7: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
-	0,  // 8: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
-	23, // 9: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
-	24, // 10: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
-	23, // 11: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
-	15, // 12: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
-	1,  // 13: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
-	6,  // 14: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
-	12, // 15: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
-	14, // 16: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
-	17, // 17: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
-	19, // 18: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
-	21, // 19: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
-	25, // 20: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
-	27, // 21: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
-	2,  // 22: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
-	7,  // 23: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
-	13, // 24: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
-	16, // 25: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
-	18, // 26: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
-	20, // 27: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
-	22, // 28: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
-	26, // 29: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
-	28, // 30: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 3: rkt.agent.v1.SetupPodRequest.interfaces:type_name -> rkt.agent.v1.Interface
+	8,  // 4: rkt.agent.v1.Interface.routes:type_name -> rkt.agent.v1.Route
+	13, // 5: rkt.agent.v1.App.mounts:type_name -> rkt.agent.v1.AppMount
+	11, // 6: rkt.agent.v1.App.isolators:type_name -> rkt.agent.v1.Isolators
+	12, // 7: rkt.agent.v1.Isolators.seccomp:type_name -> rkt.agent.v1.Seccomp
+	10, // 8: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
+	17, // 9: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
+	0,  // 10: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
+	25, // 11: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
+	26, // 12: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
+	25, // 13: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
+	17, // 14: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
+	1,  // 15: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
+	6,  // 16: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
+	14, // 17: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
+	16, // 18: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
+	19, // 19: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
+	21, // 20: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
+	23, // 21: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
+	27, // 22: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
+	29, // 23: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
+	2,  // 24: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
+	9,  // 25: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
+	15, // 26: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
+	18, // 27: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
+	20, // 28: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
+	22, // 29: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
+	24, // 30: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
+	28, // 31: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
+	30, // 32: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -2026,14 +2197,14 @@ func file_agent_proto_init() {
 		(*Volume_Share)(nil),
 		(*Volume_Empty)(nil),
 	}
-	file_agent_proto_msgTypes[8].OneofWrappers = []any{}
-	file_agent_proto_msgTypes[24].OneofWrappers = []any{
+	file_agent_proto_msgTypes[10].OneofWrappers = []any{}
+	file_agent_proto_msgTypes[26].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_CloseStdin)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_agent_proto_msgTypes[25].OneofWrappers = []any{
+	file_agent_proto_msgTypes[27].OneofWrappers = []any{
 		(*ExecOutput_Stdout)(nil),
 		(*ExecOutput_Stderr)(nil),
 		(*ExecOutput_Exit)(nil),
@@ -2044,7 +2215,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
