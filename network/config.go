@@ -138,4 +138,3 @@ func withIPAMDir(raw []byte, dir string) ([]byte, error) {
 // stateDirOf is where a data directory keeps CNI state (IPAM leases, the
 // CNI result cache).
 func stateDirOf(dataDir string) string { return filepath.Join(dataDir, "networks") }
-

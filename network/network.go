@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 
 	"github.com/containernetworking/cni/libcni"
@@ -70,7 +71,7 @@ type Attachment struct {
 	Ports  []PortMapping   `json:"ports,omitempty"`
 }
 
-// Route is a route the pod's interface needs.
+// Route is a route of the pod's interface; an empty GW means on-link.
 type Route struct {
 	Dst string `json:"dst"`
 	GW  string `json:"gw,omitempty"`
@@ -167,13 +168,6 @@ func (a *Attachment) fill(res cnitypes.Result, netns string) error {
 	if a.IP == "" {
 		return errors.New("the CNI plugins returned no IPv4 address for the pod")
 	}
-	for _, rt := range r.Routes {
-		route := Route{Dst: rt.Dst.String()}
-		if rt.GW != nil {
-			route.GW = rt.GW.String()
-		}
-		a.Routes = append(a.Routes, route)
-	}
 	a.DNS = r.DNS
 	return inNetns(netns, func() error {
 		l, err := netlink.LinkByName(a.IfName)
@@ -181,6 +175,26 @@ func (a *Attachment) fill(res cnitypes.Result, netns string) error {
 			return fmt.Errorf("finding interface %s: %w", a.IfName, err)
 		}
 		a.MAC, a.MTU = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
+		// The routes as the plugins left them on the interface, not only
+		// those of the CNI result: ptp, for one, replaces the subnet route
+		// with one via the gateway, and a VM guest must do the same.
+		routes, err := netlink.RouteList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("listing routes of %s: %w", a.IfName, err)
+		}
+		for _, rt := range routes {
+			route := Route{Dst: "0.0.0.0/0"}
+			if rt.Dst != nil {
+				route.Dst = rt.Dst.String()
+			}
+			if rt.Gw != nil {
+				route.GW = rt.Gw.String()
+			}
+			a.Routes = append(a.Routes, route)
+		}
+		// On-link routes first: a gateway must be reachable before a
+		// route can use it.
+		sort.SliceStable(a.Routes, func(i, j int) bool { return a.Routes[i].GW == "" && a.Routes[j].GW != "" })
 		return nil
 	})
 }
