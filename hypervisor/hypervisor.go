@@ -103,6 +103,9 @@ type Config struct {
 	Shares []Share
 	// NICs are the network interfaces, in guest order (eth0 first).
 	NICs []NIC
+	// NetNS, when set, is the path of the network namespace the
+	// hypervisor runs in: where its NICs' tap devices are.
+	NetNS string
 	// Agent is the agent transport; empty means transport.Choose's pick.
 	Agent transport.Kind
 	// Console receives the guest's serial console (kernel messages, and

@@ -16,6 +16,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
+	"rkt.dev/rkt/internal/netns"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -147,7 +148,7 @@ func (a Attachment) runtimeConf(pod Pod) *libcni.RuntimeConf {
 
 // fill records the CNI result: the pod-side interface's address, gateway,
 // routes and DNS, and its MAC and MTU as the kernel reports them.
-func (a *Attachment) fill(res cnitypes.Result, netns string) error {
+func (a *Attachment) fill(res cnitypes.Result, nsPath string) error {
 	r, err := types100.NewResultFromResult(res)
 	if err != nil {
 		return fmt.Errorf("reading CNI result: %w", err)
@@ -169,7 +170,7 @@ func (a *Attachment) fill(res cnitypes.Result, netns string) error {
 		return errors.New("the CNI plugins returned no IPv4 address for the pod")
 	}
 	a.DNS = r.DNS
-	return inNetns(netns, func() error {
+	return netns.Do(nsPath, func() error {
 		l, err := netlink.LinkByName(a.IfName)
 		if err != nil {
 			return fmt.Errorf("finding interface %s: %w", a.IfName, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"rkt.dev/rkt/internal/netns"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -107,7 +108,7 @@ func TestSetupReachTeardown(t *testing.T) {
 
 	// The pod's address answers from outside the pod's namespace.
 	lnc := make(chan net.Listener, 1)
-	if err := inNetns(info.Netns, func() error {
+	if err := netns.Do(info.Netns, func() error {
 		l, err := net.Listen("tcp", a.IPv4()+":8080")
 		lnc <- l
 		return err
@@ -136,7 +137,7 @@ func TestSetupReachTeardown(t *testing.T) {
 	if err != nil || len(taps) != 1 || taps[0].Name != "tap0" {
 		t.Fatalf("AttachTaps = %+v, %v", taps, err)
 	}
-	if err := inNetns(info.Netns, func() error {
+	if err := netns.Do(info.Netns, func() error {
 		tap, err := netlink.LinkByName("tap0")
 		if err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/internal/netns"
 )
 
 // Tap is a tap device joined to one of the pod's CNI interfaces, for a VM.
@@ -29,7 +31,7 @@ type Tap struct {
 // macvlan networks by hand.
 func AttachTaps(info *Info) ([]Tap, error) {
 	var taps []Tap
-	err := inNetns(info.Netns, func() error {
+	err := netns.Do(info.Netns, func() error {
 		for i, a := range info.Attachments {
 			name := "tap" + strconv.Itoa(i)
 			if err := attachTap(a.IfName, name); err != nil {

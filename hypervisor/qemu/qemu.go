@@ -32,6 +32,7 @@ import (
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/internal/netns"
 )
 
 // DefaultBinary is the QEMU program used when Config.Binary is empty.
@@ -319,7 +320,13 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 	// QEMU must not outlive the stage1 process that supervises it: if
 	// that dies, nothing would ever stop the VM or report its exit.
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := v.cmd.Start(); err != nil {
+	var err error
+	if l.NetNS != "" {
+		err = netns.Do(l.NetNS, v.cmd.Start)
+	} else {
+		err = v.cmd.Start()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("starting QEMU (is the qemu-system-x86 package installed?): %w", err)
 	}
 	go func() {
