@@ -54,3 +54,9 @@ func removeNetns(path string) error {
 	}
 	return nil
 }
+
+// isNetns reports whether path is a mounted network namespace.
+func isNetns(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}

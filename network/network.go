@@ -212,6 +212,11 @@ func Teardown(ctx context.Context, pod Pod, opts Options) error {
 		return err
 	}
 	cni := opts.cni(pod.DataDir)
+	// A namespace that is gone (its mount lost, say, with the mount
+	// namespace it was made in) is passed as "": the CNI spec has plugins
+	// then release what they hold on the host (addresses, iptables rules)
+	// without entering it.
+	live := isNetns(pod.Dir.Netns())
 	var errs []error
 	for i := len(info.Attachments) - 1; i >= 0; i-- {
 		a := info.Attachments[i]
@@ -220,7 +225,11 @@ func Teardown(ctx context.Context, pod Pod, opts Options) error {
 			errs = append(errs, fmt.Errorf("network %q: saved configuration: %w", a.NetName, err))
 			continue
 		}
-		if err := cni.DelNetworkList(ctx, list, a.runtimeConf(pod)); err != nil {
+		rt := a.runtimeConf(pod)
+		if !live {
+			rt.NetNS = ""
+		}
+		if err := cni.DelNetworkList(ctx, list, rt); err != nil {
 			errs = append(errs, fmt.Errorf("leaving network %q: %w", a.NetName, err))
 		}
 	}

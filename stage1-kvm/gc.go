@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 
+	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -14,7 +16,8 @@ import (
 // exiting, and the runtime directory with its sockets remains. gc kills
 // every recorded process that still runs (checked by pid and start time,
 // so a reused pid is never hit) and removes the directory. Nothing is ever
-// mounted on the host for a kvm pod. gc is idempotent.
+// mounted on the host for a kvm pod. Then it tears the pod's network down.
+// gc is idempotent.
 func gc(args []string) error {
 	flags, err := stage1.ParseGCFlags(args)
 	if err != nil {
@@ -40,6 +43,15 @@ func gc(args []string) error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("pod %s: %w", flags.UUID, errors.Join(errs...))
+	}
+	// With its processes gone, the pod's network can go: CNI DEL for every
+	// network, then the namespace (with the taps in it).
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := network.TeardownPod(context.Background(), stage1.PodDir(wd), flags.UUID); err != nil {
+		return fmt.Errorf("pod %s: %w", flags.UUID, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("pod %s: removing its runtime directory: %w", flags.UUID, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/qemu"
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -61,12 +63,18 @@ const (
 // podRun is one run of a pod: the host side of its VM.
 type podRun struct {
 	flags  stage1.RunFlags
+	nets   network.Spec
 	dir    stage1.PodDir
 	pod    *stage1.Pod
 	plan   *vmPlan
 	rtDir  string
 	state  podState
 	stderr io.Writer
+
+	// netInfo and taps are the pod's CNI networks and the tap devices
+	// joined to them (nil with --net=none).
+	netInfo *network.Info
+	taps    []network.Tap
 
 	fsds    []*virtiofsd
 	fsdLog  *tail
@@ -92,8 +100,12 @@ func runPod(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if flags.Nets != "none" {
-		return 0, fmt.Errorf("the kvm stage1 supports only --net=none for now (got --net=%q); networking for kvm pods lands in a later release", flags.Nets)
+	nets, err := network.ParseNets(flags.Nets)
+	if err != nil {
+		return 0, err
+	}
+	if nets.Mode == network.ModeHost {
+		return 0, errors.New("the kvm stage1 cannot use --net=host: a VM has its own network stack; use --net=default, a CNI network, or --net=none")
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -102,6 +114,7 @@ func runPod(args []string) (int, error) {
 	keepLockFromChildren()
 	r := &podRun{
 		flags:   flags,
+		nets:    nets,
 		dir:     stage1.PodDir(wd),
 		stderr:  os.Stderr,
 		fsdLog:  newTail(8 << 10),
@@ -116,6 +129,7 @@ func runPod(args []string) (int, error) {
 		{"loading the pod", r.load},
 		{"preparing the runtime directory", r.prepareRuntime},
 		{"starting virtiofsd", r.startShares},
+		{"setting up the network", r.setupNetwork},
 		{"booting the VM", r.boot},
 		{"connecting to the guest agent", r.connect},
 		{"setting up the pod in the VM", r.setupPod},
@@ -203,6 +217,31 @@ func (r *podRun) startShares() error {
 	return r.state.save(r.rtDir)
 }
 
+// setupNetwork joins the pod to its CNI networks in its own namespace and
+// joins a tap device to each interface for QEMU. Teardown is gc's job, so
+// `rkt status` still shows the pod's addresses after it exits, as in rkt.
+func (r *podRun) setupNetwork() error {
+	if r.nets.Mode != network.ModeCNI {
+		return nil
+	}
+	opts, err := network.PodOptions(r.pod, r.flags)
+	if err != nil {
+		return err
+	}
+	info, err := network.Setup(context.Background(), network.PodInfo(r.dir, r.flags.UUID), r.nets, opts)
+	if err != nil {
+		return err
+	}
+	r.netInfo = info
+	if r.taps, err = network.AttachTaps(info); err != nil {
+		return err
+	}
+	for _, t := range r.taps {
+		r.debugf("network %s: %s on %s (MAC %s), joined to %s", t.Attachment.NetName, t.Attachment.IP, t.Attachment.IfName, t.Attachment.MAC, t.Name)
+	}
+	return nil
+}
+
 func (r *podRun) boot() error {
 	stage1Root := r.dir.Stage1Rootfs()
 	kind, why := transport.Choose()
@@ -224,6 +263,16 @@ func (r *podRun) boot() error {
 	}
 	for i, s := range r.plan.Shares {
 		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: s.Tag, Socket: r.fsds[i].socket})
+	}
+	for _, t := range r.taps {
+		mac, err := net.ParseMAC(t.Attachment.MAC)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", t.Attachment.NetName, err)
+		}
+		cfg.NICs = append(cfg.NICs, hypervisor.NIC{Tap: t.Name, MAC: mac})
+	}
+	if r.netInfo != nil {
+		cfg.NetNS = r.netInfo.Netns
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -293,6 +342,9 @@ func (r *podRun) setupPod() error {
 	for _, s := range r.plan.Shares {
 		req.Shares = append(req.Shares, &api.Share{Tag: s.Tag, ReadOnly: s.ReadOnly})
 	}
+	if err := r.guestNetwork(req); err != nil {
+		return err
+	}
 	if _, err := r.agent.SetupPod(ctx, req); err != nil {
 		return err
 	}
@@ -302,6 +354,32 @@ func (r *podRun) setupPod() error {
 	}
 	r.proxySrv = srv
 	return nil
+}
+
+// guestNetwork tells the agent how to configure the guest's interfaces
+// (the CNI interfaces' MACs, addresses, routes and MTUs: no DHCP) and what
+// /etc/resolv.conf and /etc/hosts the apps get.
+func (r *podRun) guestNetwork(req *api.SetupPodRequest) error {
+	var ips []string
+	fromCNI := ""
+	if r.netInfo != nil {
+		fromCNI = network.ResolvConf(r.netInfo)
+		for _, t := range r.taps {
+			a := t.Attachment
+			ifc := &api.Interface{Mac: a.MAC, Address: a.IP, Mtu: uint32(a.MTU)}
+			for _, rt := range a.Routes {
+				ifc.Routes = append(ifc.Routes, &api.Route{Destination: rt.Dst, Gateway: rt.GW})
+			}
+			req.Interfaces = append(req.Interfaces, ifc)
+			ips = append(ips, a.IPv4())
+		}
+	}
+	var err error
+	if req.ResolvConf, err = stage1.PodResolvConf(r.dir, fromCNI); err != nil {
+		return err
+	}
+	req.Hosts, err = stage1.PodHosts(r.dir, r.plan.Hostname, ips)
+	return err
 }
 
 func (r *podRun) vmExited() bool {

@@ -30,6 +30,8 @@ import (
 //	log/<app>                    the app's stdout and stderr, as the stage1 saw them
 //	pid                          the process `enter` targets (its ctime is the start time)
 //	stage1.json                  the stage1 flags of the run (RunFlags) for enter/stop/gc
+//	resolv.conf                  the apps' /etc/resolv.conf, when stage0 was given --dns
+//	hosts                        entries for the apps' /etc/hosts (--hosts-entry)
 //	netns                        the pod's network namespace (a bind mount), when it has one
 //	net-info.json                network result (written by the networking layer)
 type PodDir string
@@ -109,6 +111,13 @@ func (p PodDir) PIDFile() string { return p.join("pid") }
 
 // RunFlagsFile records the flags of the run entrypoint, for the other entrypoints.
 func (p PodDir) RunFlagsFile() string { return p.join("stage1.json") }
+
+// ResolvConf is the resolv.conf stage0 wrote for --dns; absent otherwise.
+func (p PodDir) ResolvConf() string { return p.join("resolv.conf") }
+
+// Hosts holds /etc/hosts entries stage0 wrote for --hosts-entry; absent
+// otherwise.
+func (p PodDir) Hosts() string { return p.join("hosts") }
 
 // Netns is the bind mount of the pod's network namespace.
 func (p PodDir) Netns() string { return p.join("netns") }

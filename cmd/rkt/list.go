@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage0/pod"
 )
 
@@ -69,6 +70,13 @@ func describePod(p *pod.Pod) podInfo {
 	}
 	if p.State() == pod.Running {
 		info.PID, _ = p.Dir().ReadPID()
+	}
+	if ni, err := network.Load(p.Dir()); err == nil {
+		for _, a := range ni.Attachments {
+			if ip := a.IPv4(); ip != "" {
+				info.Networks = append(info.Networks, netInfo{NetName: a.NetName, IP: ip})
+			}
+		}
 	}
 	pm, err := p.Manifest()
 	if err != nil {

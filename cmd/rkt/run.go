@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
@@ -27,6 +29,8 @@ type podFlags struct {
 	setEnvFile   string
 	inheritEnv   bool
 	uuidFileSave string
+	ports        []string
+	dns          run.DNSOptions
 }
 
 func (f *podFlags) register(c *cobra.Command) {
@@ -41,6 +45,35 @@ func (f *podFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.setEnvFile, "set-env-file", "", "file with NAME=VALUE lines to set for every app")
 	fl.BoolVar(&f.inheritEnv, "inherit-env", false, "give the apps rkt's own environment")
 	fl.StringVar(&f.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
+	fl.StringArrayVar(&f.ports, "port", nil, "forward a host port to the app port of this name: NAME:[HOSTIP:]HOSTPORT (repeatable)")
+	fl.StringSliceVar(&f.dns.Servers, "dns", nil, "name servers for the apps' resolv.conf (IPs), or host (copy the host's), or none")
+	fl.StringSliceVar(&f.dns.Search, "dns-search", nil, "DNS search domains")
+	fl.StringSliceVar(&f.dns.Options, "dns-opt", nil, "DNS resolver options")
+	fl.StringVar(&f.dns.Domain, "dns-domain", "", "DNS domain")
+	fl.StringSliceVar(&f.dns.HostsEntries, "hosts-entry", nil, "extra /etc/hosts entries IP=HOSTNAME, or host (copy the host's)")
+}
+
+// parsePort parses --port=NAME:[HOSTIP:]HOSTPORT.
+func parsePort(s string) (types.ExposedPort, error) {
+	var p types.ExposedPort
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return p, fmt.Errorf("--port=%s: want NAME:[HOSTIP:]HOSTPORT", s)
+	}
+	if err := p.Name.Set(parts[0]); err != nil {
+		return p, fmt.Errorf("--port=%s: invalid port name: %w", s, err)
+	}
+	if len(parts) == 3 {
+		if p.HostIP = net.ParseIP(parts[1]); p.HostIP == nil {
+			return p, fmt.Errorf("--port=%s: %q is not an IP address", s, parts[1])
+		}
+	}
+	n, err := strconv.ParseUint(parts[len(parts)-1], 10, 16)
+	if err != nil || n == 0 {
+		return p, fmt.Errorf("--port=%s: %q is not a port number", s, parts[len(parts)-1])
+	}
+	p.HostPort = uint(n)
+	return p, nil
 }
 
 // options turns flags and positional arguments into pipeline options.
@@ -85,6 +118,14 @@ func (f *podFlags) options(g *globalOptions, cmd *cobra.Command, args []string) 
 		}
 		o.Env = append(o.Env, ev)
 	}
+	for _, ps := range f.ports {
+		p, err := parsePort(ps)
+		if err != nil {
+			return o, err
+		}
+		o.Ports = append(o.Ports, p)
+	}
+	o.DNS = f.dns
 	if o.Apps, err = parseApps(args); err != nil {
 		return o, err
 	}

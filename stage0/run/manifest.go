@@ -41,6 +41,12 @@ func (s *state) podManifest() (*schema.PodManifest, error) {
 		names[ra.Name] = true
 		pm.Apps = append(pm.Apps, *ra)
 	}
+	for _, p := range s.opts.Ports {
+		if !appsDeclarePort(pm, p.Name) {
+			return nil, fmt.Errorf("--port=%s: no app of the pod declares a port named %s (see 'rkt image cat-manifest')", p.Name, p.Name)
+		}
+		pm.Ports = append(pm.Ports, p)
+	}
 	if s.opts.Interactive && len(pm.Apps) != 1 {
 		return nil, fmt.Errorf("--interactive works with exactly one app, not %d", len(pm.Apps))
 	}
@@ -145,4 +151,16 @@ func (s *state) runtimeApp(a AppOptions, im fetchedImage, vols map[types.ACName]
 		ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: path.Clean(mp.Path)})
 	}
 	return ra, nil
+}
+
+// appsDeclarePort reports whether an app's image declares a port name.
+func appsDeclarePort(pm *schema.PodManifest, name types.ACName) bool {
+	for _, a := range pm.Apps {
+		for _, p := range a.App.Ports {
+			if p.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }

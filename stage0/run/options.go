@@ -18,6 +18,10 @@ type Options struct {
 	Apps []AppOptions
 	// Volumes are the pod-level volumes (--volume).
 	Volumes []types.Volume
+	// Ports forward host ports to app ports by name (--port).
+	Ports []types.ExposedPort
+	// DNS settings for the apps' /etc/resolv.conf and /etc/hosts.
+	DNS DNSOptions
 	// Env is added to every app (--set-env, --set-env-file, --inherit-env).
 	Env []types.EnvironmentVariable
 	// InsecureImage accepts images without a verifiable signature.
@@ -37,6 +41,16 @@ type Options struct {
 	UUIDFileSave string
 	// Log receives progress messages (stderr).
 	Log io.Writer
+}
+
+// DNSOptions are --dns, --dns-search, --dns-opt, --dns-domain and
+// --hosts-entry.
+type DNSOptions struct {
+	Servers      []string // IP addresses, or the single value "host" or "none"
+	Search       []string
+	Options      []string
+	Domain       string
+	HostsEntries []string // IP=HOSTNAME, or the single value "host"
 }
 
 // AppOptions are one image and the per-app flags that followed it.

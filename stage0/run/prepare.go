@@ -71,6 +71,9 @@ func (s *state) preparePod() error {
 	if err := os.Symlink(stage1Rootfs, dir.Stage1Rootfs()); err != nil {
 		return fmt.Errorf("preparing pod: linking stage1 rootfs: %w", err)
 	}
+	if err := s.opts.DNS.write(dir); err != nil {
+		return err
+	}
 	for _, v := range pm.Volumes {
 		if v.Kind != "empty" {
 			continue

@@ -1,0 +1,42 @@
+package stage1
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// PodResolvConf is the resolv.conf a pod's apps get: the one stage0 wrote
+// for --dns, else fromNetwork (the DNS settings CNI returned), else "",
+// meaning the apps keep their image's own.
+func PodResolvConf(dir PodDir, fromNetwork string) (string, error) {
+	b, err := os.ReadFile(dir.ResolvConf())
+	if errors.Is(err, os.ErrNotExist) {
+		return fromNetwork, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the pod's resolv.conf: %w", err)
+	}
+	return string(b), nil
+}
+
+// PodHosts is the /etc/hosts a pod's apps get: localhost, the pod's
+// hostname on each of its addresses, then the --hosts-entry lines stage0
+// wrote.
+func PodHosts(dir PodDir, hostname string, ips []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	if len(ips) == 0 {
+		ips = []string{"127.0.1.1"}
+	}
+	for _, ip := range ips {
+		fmt.Fprintf(&b, "%s\t%s\n", ip, hostname)
+	}
+	extra, err := os.ReadFile(dir.Hosts())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the pod's hosts entries: %w", err)
+	}
+	b.Write(extra)
+	return b.String(), nil
+}
