@@ -11,7 +11,7 @@ ACTOOL = build/tools/actool
 all: rkt kernel stage1 images
 
 rkt: build/bin/rkt
-stage1: build/stage1-fly.aci build/stage1-kvm.aci
+stage1: build/stage1-fly.aci build/stage1-kvm.aci build/stage1-nspawn.aci
 
 # Go's build cache decides what is stale; FORCE makes make always ask it.
 build/bin/rkt: FORCE
@@ -25,6 +25,9 @@ $(ACTOOL):
 
 build/stage1-fly.aci: build/bin/stage1-fly stage1-fly/manifest.in scripts/mkstage1 $(ACTOOL)
 	scripts/mkstage1 fly build/bin/stage1-fly $@ $(VERSION)
+
+build/stage1-nspawn.aci: build/bin/stage1-nspawn stage1-nspawn/manifest.in scripts/mkstage1 $(ACTOOL)
+	scripts/mkstage1 nspawn build/bin/stage1-nspawn $@ $(VERSION)
 
 # stage1-kvm carries the guest kernel and an initramfs whose /init is the
 # guest agent; QEMU and virtiofsd come from the host.
@@ -58,6 +61,7 @@ build/bench/floor-initrd.img: build/bin/floorinit build/bin/mkinitramfs
 
 bench: all build/bench/floor-initrd.img
 	$(GO) run ./tests/bench/kvmboot
+	$(GO) run ./tests/bench/nspawn
 
 # Example images for the functional tests; images/build.sh builds both at once.
 INSPECTOR_SRCS := $(filter-out %_test.go,$(wildcard tests/inspector/*.go internal/mountinfo/*.go))

@@ -81,7 +81,10 @@ for tool in make gcc flex bison bc xz; do
 		die "$tool is needed to build the kernel; install it with: apt-get install bc bison flex libelf-dev libssl-dev dwarves make gcc xz-utils"
 done
 
-tmp=$(mktemp -d "$cache_root/.build.XXXXXX")
+# Build trees of this key left by a killed build (SIGKILL skips the EXIT
+# trap) are stale: the lock says no other build of the key is running.
+rm -rf "$cache_root/.build.$key."*
+tmp=$(mktemp -d "$cache_root/.build.$key.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # Turn ^C and kill into a normal exit so the EXIT trap removes the tree.
 trap 'exit 130' INT TERM

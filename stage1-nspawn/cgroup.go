@@ -35,8 +35,10 @@ const podCgroupV2Child, stage1CgroupV2Child = "pod", "stage1"
 
 // createPodCgroup creates and joins the pod's cgroup; its directories are
 // recorded in the pod directory first, so gc removes them even if the run
-// entrypoint dies half way.
-func createPodCgroup(dir stage1.PodDir, uuid string) (*podCgroup, error) {
+// entrypoint dies half way. With a user namespace, the pod's root (users
+// shifted by users.shift) is made its owner, so that the supervisor can
+// create the apps' cgroups in it.
+func createPodCgroup(dir stage1.PodDir, uuid string, users *userRange) (*podCgroup, error) {
 	hs, err := supervisor.OwnCgroups()
 	if err != nil {
 		return nil, err
@@ -60,6 +62,11 @@ func createPodCgroup(dir stage1.PodDir, uuid string) (*podCgroup, error) {
 	for i, h := range hs {
 		if err := os.Mkdir(dirs[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("creating the pod's cgroup: %w", err)
+		}
+		if users != nil {
+			if err := users.chownCgroup(dirs[i]); err != nil {
+				return nil, err
+			}
 		}
 		if !h.Unified {
 			if err := os.WriteFile(filepath.Join(dirs[i], "cgroup.procs"), self, 0); err != nil {
@@ -148,4 +155,17 @@ func removeCgroup(d string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("removing cgroup %s: %w", d, err)
+}
+
+// chownCgroup gives the pod's root a cgroup directory and the files that
+// create children and move processes, as systemd-nspawn does for the
+// hierarchy it manages itself.
+func (r userRange) chownCgroup(d string) error {
+	for _, f := range []string{"", "cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads", "cgroup.clone_children", "notify_on_release"} {
+		err := os.Lchown(filepath.Join(d, f), int(r.shift), int(r.shift))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("giving cgroup %s to the pod's user namespace: %w", d, err)
+		}
+	}
+	return nil
 }

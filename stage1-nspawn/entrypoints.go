@@ -32,7 +32,7 @@ func enter(args []string) error {
 	argv := []string{nsenter, "--target=" + pid, "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd"}
 	if own, err := os.Readlink("/proc/self/ns/user"); err == nil {
 		if theirs, err := os.Readlink("/proc/" + pid + "/ns/user"); err == nil && theirs != own {
-			argv = append(argv, "--user", "--preserve-credentials")
+			argv = append(argv, "--user")
 		}
 	}
 	inside := stage1.EnterFlags{PID: flags.PID, AppName: flags.AppName, TTY: flags.TTY, Cmd: flags.Cmd}
@@ -68,13 +68,7 @@ func stop(args []string) error {
 	if !flags.Force {
 		return sendSignal(pid, syscall.SIGTERM)
 	}
-	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return fmt.Errorf("listing the apps of pod %s: %w", flags.UUID, err)
-	}
-	for _, k := range strings.Fields(string(kids)) {
-		var app int
-		fmt.Sscan(k, &app)
+	for _, app := range children(pid) {
 		if err := sendSignal(app, syscall.SIGKILL); err != nil {
 			return err
 		}

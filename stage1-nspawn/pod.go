@@ -43,6 +43,11 @@ func podInit() (int, error) {
 			}
 		}
 		apps[i] = p.SupervisorApp(*a, supervisor.PrivateSystemMounts)
+		if flags.PrivateUsers != "" {
+			// The run entrypoint copied the image with the pod's
+			// owners.
+			apps[i].Lower = shiftedRootfs(dir, a.Name.String())
+		}
 		if apps[i].Isolators, err = stage1.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
 			return 0, err
 		}

@@ -49,24 +49,35 @@ func runPod(args []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding the stage1 binary: %w", err)
 	}
-	argv, err := nspawnArgs(flags, dir, p, self)
+	var users *userRange
+	if flags.PrivateUsers != "" {
+		r, err := parsePrivateUsers(flags.PrivateUsers, flags.UUID)
+		if err != nil {
+			return 0, err
+		}
+		users = &r
+	}
+	argv, err := nspawnArgs(flags, dir, p, self, users)
 	if err != nil {
 		return 0, err
 	}
 	if err := prepareRoot(dir); err != nil {
 		return 0, err
 	}
-	cg, err := createPodCgroup(dir, flags.UUID)
+	if users != nil {
+		if err := users.prepare(dir, p); err != nil {
+			return 0, err
+		}
+	}
+	cg, err := createPodCgroup(dir, flags.UUID, users)
 	if err != nil {
 		return 0, err
 	}
 	cmd := exec.Command(nspawn, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if !flags.Interactive {
-		filter := &dropLine{w: os.Stderr, prefix: []byte(propagateNoise)}
-		defer filter.flush()
-		cmd.Stderr = filter
-	}
+	filter := &dropLine{w: os.Stderr, prefix: []byte(propagateNoise)}
+	defer filter.flush()
+	cmd.Stderr = filter
 	// nspawn's own seccomp filter would stack under the supervisor's and
 	// defeat --insecure-options=seccomp: the supervisor's is the pod's.
 	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
@@ -132,32 +143,51 @@ func nspawnExit(err error) (int, error) {
 // child of systemd-nspawn that lives in another PID namespace (nspawn's
 // short-lived intermediate child does not), or 0 while there is none yet.
 func containerInit(nspawn int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", nspawn, nspawn))
-	if err != nil {
-		return 0
-	}
 	own, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		return 0
 	}
-	for _, f := range strings.Fields(string(b)) {
-		ns, err := os.Readlink("/proc/" + f + "/ns/pid")
+	for _, pid := range children(nspawn) {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 		if err == nil && ns != own {
-			pid, _ := strconv.Atoi(f)
 			return pid
 		}
 	}
 	return 0
 }
 
-// nspawnArgs builds systemd-nspawn's command line.
-func nspawnArgs(flags stage1.RunFlags, dir stage1.PodDir, p *stage1.Pod, self string) ([]string, error) {
+// children lists the child processes of pid. The kernel keeps them per
+// thread, and a Go process forks from any of its threads, so every thread's
+// list is read.
+func children(pid int) []int {
+	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []int
+	for _, l := range lists {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
+
+// nspawnArgs builds systemd-nspawn's command line; users is the pod's uid
+// range, nil without a user namespace.
+func nspawnArgs(flags stage1.RunFlags, dir stage1.PodDir, p *stage1.Pod, self string, users *userRange) ([]string, error) {
+	// pipe hands nspawn's own stdio to PID 1, so the apps' output
+	// reaches rkt's stdout and stderr unchanged; an interactive pod on a
+	// terminal gets a pseudo-terminal instead (autopipe).
 	hostname, console := flags.Hostname, "pipe"
 	if hostname == "" {
 		hostname = "rkt-" + flags.UUID
 	}
 	if flags.Interactive {
-		console = "interactive"
+		console = "autopipe"
 	}
 	a := []string{
 		"--quiet", "--register=no", "--keep-unit",
@@ -184,12 +214,8 @@ func nspawnArgs(flags stage1.RunFlags, dir stage1.PodDir, p *stage1.Pod, self st
 	default:
 		return nil, fmt.Errorf("--net=%s: the nspawn stage1 supports only --net=host and --net=none (or default, which is a private namespace with loopback only until CNI networking lands for nspawn)", flags.Nets)
 	}
-	if flags.PrivateUsers != "" {
-		u, err := privateUsersArgs(flags.PrivateUsers)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, u...)
+	if users != nil {
+		a = append(a, users.nspawnArgs()...)
 	}
 	seen := map[string]bool{}
 	for _, app := range p.Apps {

@@ -3,9 +3,9 @@ package stage1
 import (
 	"fmt"
 	"io"
-	"slices"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"rkt.dev/rkt/stage1/supervisor"

@@ -45,6 +45,10 @@ func newImageCommand(g *globalOptions) *cobra.Command {
 rendered trees (<data dir>/tree). Commands taking an image accept its ID,
 an unambiguous ID prefix (sha512- and at least 4 hex digits) or its name
 with an optional :version.`,
+		// With a Run and no arguments allowed, an unknown subcommand is
+		// an error (exit 254) instead of a help text and exit 0.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(
 		newFetchCommand(g),
@@ -57,6 +61,7 @@ with an optional :version.`,
 		newImageOutputCommand(g, "render", "Render an image with its dependencies to a directory",
 			(*image.Store).RenderTo),
 		newImageGCCommand(g),
+		newImageVerifyCommand(g),
 	)
 	return cmd
 }

@@ -141,11 +141,14 @@ func kernelParams(l launch) string {
 		"panic=-1",
 	}
 	if l.Accel == hypervisor.TCG {
-		// Under TCG the guest's TSC runs at the host's rate, and early
-		// calibration against emulated timers intermittently hangs;
-		// giving the frequency skips it. Not under KVM, where kvmclock
-		// reports the exact frequency and an estimate would override it.
-		p = append(p, fmt.Sprintf("tsc_early_khz=%d", l.tscKHz))
+		// Under TCG the guest's TSC is the host's, ticking at the host's
+		// rate. Early calibration against emulated timers intermittently
+		// hangs, so the frequency is given; and the clocksource watchdog,
+		// comparing it with late-delivered emulated ticks, would declare
+		// it unstable after a second or so and fall back to jiffies for
+		// the rest of the pod's life. Neither under KVM, where kvmclock
+		// reports the exact frequency (an estimate would override it).
+		p = append(p, fmt.Sprintf("tsc_early_khz=%d", l.tscKHz), "tsc=reliable")
 	}
 	if !l.Debug {
 		p = append(p, "quiet")

@@ -58,7 +58,7 @@ func TestArgs(t *testing.T) {
 				"-object":  {"memory-backend-memfd,id=mem,size=512M,share=on"},
 				"-kernel":  {"/k/vmlinux"},
 				"-initrd":  {"/k/initrd.gz"},
-				"-append":  {"console=ttyS0 panic=-1 tsc_early_khz=2096033 quiet rkt.debug=1"},
+				"-append":  {"console=ttyS0 panic=-1 tsc_early_khz=2096033 tsc=reliable quiet rkt.debug=1"},
 				"-sandbox": {"on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"},
 				"-action":  {"panic=exit-failure"},
 				"-chardev": {
@@ -88,7 +88,7 @@ func TestArgs(t *testing.T) {
 				"-append":  {"console=ttyS0 panic=-1"},
 				"-device":  {"virtio-rng-pci", "pvpanic-pci", "vhost-vsock-pci,guest-cid=77"},
 			},
-			wantNot: []string{"tsc_early_khz", "quiet", "force-legacy", "virtio-serial", "agent.sock", "microvm"},
+			wantNot: []string{"tsc_early_khz", "tsc=reliable", "quiet", "force-legacy", "virtio-serial", "agent.sock", "microvm"},
 		},
 		{
 			name: "microvm vsock",

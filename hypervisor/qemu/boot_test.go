@@ -280,22 +280,23 @@ func TestStop(t *testing.T) {
 	tests := []struct {
 		name       string
 		mode       string
+		ready      string // console line saying the guest is ready for Stop
 		force      bool
 		grace      time.Duration
 		wantReason hypervisor.ExitReason
 		maxStop    time.Duration
 	}{
 		// The guest powers off on the ACPI power button.
-		{"graceful", "button", false, bootTimeout, hypervisor.ExitPoweroff, bootTimeout},
+		{"graceful", "button", "waiting for the power button", false, bootTimeout, hypervisor.ExitPoweroff, bootTimeout},
 		// The guest ignores the button: the grace period runs out, then
 		// QEMU is told to quit.
-		{"graceful times out", "sleep", false, time.Second, hypervisor.ExitStopped, time.Second + quitTimeout + killTimeout},
-		{"force", "sleep", true, bootTimeout, hypervisor.ExitStopped, quitTimeout + killTimeout},
+		{"graceful times out", "sleep", marker, false, time.Second, hypervisor.ExitStopped, time.Second + quitTimeout + killTimeout},
+		{"force", "sleep", marker, true, bootTimeout, hypervisor.ExitStopped, quitTimeout + killTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vm, con, _ := boot(t, tt.mode, nil)
-			con.waitFor(t, marker)
+			con.waitFor(t, tt.ready)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			status, err := vm.Status(ctx)
@@ -357,4 +358,47 @@ func TestAgentSerialEcho(t *testing.T) {
 	if err := vm.Stop(ctx, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// signalQEMU sends sig to the VM's QEMU process.
+func signalQEMU(t *testing.T, vm hypervisor.VM, sig syscall.Signal) {
+	t.Helper()
+	p, err := os.FindProcess(vm.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(sig); err != nil {
+		t.Fatalf("sending %v to QEMU: %v", sig, err)
+	}
+}
+
+func TestStopFrozenQEMU(t *testing.T) {
+	vm, con, _ := boot(t, "sleep", nil)
+	con.waitFor(t, marker)
+	// A stopped QEMU answers no QMP command: Stop must fall back to
+	// SIGKILL after the quit timeout instead of waiting forever.
+	signalQEMU(t, vm, syscall.SIGSTOP)
+	start := time.Now()
+	if err := vm.Stop(context.Background(), true); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if took := time.Since(start); took > quitTimeout+killTimeout {
+		t.Errorf("Stop took %v", took)
+	}
+	state, err := waitExit(t, vm)
+	if err != nil || state.Reason != hypervisor.ExitStopped || state.Signal != syscall.SIGKILL {
+		t.Fatalf("Wait = %v, %v; want stopped by SIGKILL", state, err)
+	}
+	t.Logf("frozen QEMU stopped in %v: %v", time.Since(start).Round(time.Millisecond), state)
+}
+
+func TestQEMUKilledOutside(t *testing.T) {
+	vm, con, _ := boot(t, "sleep", nil)
+	con.waitFor(t, marker)
+	signalQEMU(t, vm, syscall.SIGKILL)
+	state, err := waitExit(t, vm)
+	if err == nil || state.Reason != hypervisor.ExitHypervisorFailed || state.Signal != syscall.SIGKILL {
+		t.Fatalf("Wait = %v, %v; want a hypervisor failure by SIGKILL", state, err)
+	}
+	t.Logf("%v", err)
 }

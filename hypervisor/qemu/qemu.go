@@ -276,8 +276,7 @@ type vm struct {
 	shutdown  string // reason of the SHUTDOWN event
 	panicked  bool   // a GUEST_PANICKED event arrived
 
-	stopping atomic.Bool // Stop was called
-	killed   atomic.Bool // Stop sent SIGKILL
+	killed atomic.Bool // Stop sent SIGKILL
 
 	// done is closed once state and err are final.
 	done  chan struct{}
@@ -521,7 +520,6 @@ func (v *vm) Status(ctx context.Context) (hypervisor.Status, error) {
 
 // Stop implements hypervisor.VM.
 func (v *vm) Stop(ctx context.Context, force bool) error {
-	v.stopping.Store(true)
 	if !force {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc

@@ -2,10 +2,12 @@
 // and the guest agent (PID 1 in the VM). The agent API (ttrpc) runs on top
 // of a net.Conn and never knows which transport carries it.
 //
-// Two transports exist: AF_VSOCK through the host's vhost-vsock device
-// (fast, the kernel routes by guest CID), and a virtio-serial port that
-// QEMU exposes on the host as a Unix socket, for hosts without
-// /dev/vhost-vsock. The guest agent imports this package for the port
+// Three transports exist, in order of preference: AF_VSOCK through the
+// host's vhost-vsock device (fast, the kernel routes by guest CID); the same
+// virtio-vsock device implemented in the host process (UserspaceVsock, for
+// hosts without /dev/vhost-vsock); and, for QEMU builds without
+// vhost-user-vsock, a virtio-serial port that QEMU exposes on the host as a
+// Unix socket. The guest agent imports this package for the port
 // constants, so it must stay free of hypervisor code (no go-qemu).
 package transport
 
@@ -44,12 +46,13 @@ const (
 const VhostVsockDevice = "/dev/vhost-vsock"
 
 // Choose picks Vsock when /dev/vhost-vsock can be opened for reading and
-// writing (what QEMU does with it), and Serial otherwise. The second result
-// says why, for --debug output.
+// writing (what QEMU does with it), and UserspaceVsock otherwise; a
+// hypervisor driver whose QEMU lacks vhost-user-vsock falls back to Serial
+// and says so in its Info. The second result says why, for --debug output.
 func Choose() (Kind, string) {
 	f, err := os.OpenFile(VhostVsockDevice, os.O_RDWR, 0)
 	if err != nil {
-		return Serial, fmt.Sprintf("agent transport: %s (%v)", Serial, err)
+		return UserspaceVsock, fmt.Sprintf("agent transport: %s (%v)", UserspaceVsock, err)
 	}
 	f.Close()
 	return Vsock, fmt.Sprintf("agent transport: %s (%s is usable)", Vsock, VhostVsockDevice)

@@ -129,18 +129,28 @@ func Create(dataDir string) (*Pod, error) {
 		}
 	}
 	p := &Pod{UUID: uuid.NewString(), dataDir: dataDir, dir: dirEmbryo}
-	if err := os.Mkdir(p.Path(), 0o711); err != nil {
+	// The directory is made and locked under a hidden name, which List
+	// skips, and appears as an embryo already locked: a concurrent gc or
+	// list could otherwise take the lock (or collect the directory)
+	// between the mkdir and the lock.
+	tmp := filepath.Join(PodsDir(dataDir), dirEmbryo, "."+p.UUID)
+	if err := os.Mkdir(tmp, 0o711); err != nil {
 		return nil, fmt.Errorf("creating pod directory: %w", err)
 	}
-	lk, err := lock.Open(p.Path())
+	lk, err := lock.Open(tmp)
 	if err != nil {
-		os.Remove(p.Path())
+		os.Remove(tmp)
 		return nil, err
 	}
 	if err := lk.TryExclusive(); err != nil {
 		lk.Close()
-		os.Remove(p.Path())
+		os.Remove(tmp)
 		return nil, fmt.Errorf("locking new pod: %w", err)
+	}
+	if err := os.Rename(tmp, p.Path()); err != nil {
+		lk.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("creating pod directory: %w", err)
 	}
 	p.lk, p.locked = lk, true
 	return p, nil
@@ -232,7 +242,8 @@ func List(dataDir string) ([]*Pod, error) {
 				return nil, fmt.Errorf("listing pods: %w", err)
 			}
 			for _, e := range ents {
-				if seen[e.Name()] || !e.IsDir() {
+				// Hidden names are pods still being created (see Create).
+				if seen[e.Name()] || !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 					continue
 				}
 				p := &Pod{UUID: e.Name(), dataDir: dataDir, dir: d}

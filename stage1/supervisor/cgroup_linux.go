@@ -173,27 +173,32 @@ func newAppCgroup(i *Isolators) (*appCgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg := &appCgroup{}
-	byDir := map[string][]limitFile{}
-	var order []string
+	// The limit files, grouped by the hierarchy that holds them, in a
+	// stable order.
+	type plan struct {
+		h     CgroupHierarchy
+		files []limitFile
+	}
+	var plans []*plan
 	for _, unified := range []bool{false, true} {
 		for _, f := range i.limitFiles(unified) {
 			h, ok := hierarchyFor(base, f.controller)
 			if !ok {
-				return nil, fmt.Errorf("no cgroup hierarchy with the %s controller is available to the supervisor; it is needed for the app's %s limit", f.controller, f.controller)
+				return nil, fmt.Errorf("no cgroup hierarchy with the %s controller is available to the supervisor; the app's %s limit needs one", f.controller, f.controller)
 			}
 			if h.Unified != unified {
-				continue
+				continue // the file of the other cgroup version
 			}
-			if _, seen := byDir[h.Dir]; !seen {
-				order = append(order, h.Dir)
+			k := slices.IndexFunc(plans, func(p *plan) bool { return p.h.Dir == h.Dir })
+			if k < 0 {
+				plans, k = append(plans, &plan{h: h}), len(plans)
 			}
-			byDir[h.Dir] = append(byDir[h.Dir], f)
+			plans[k].files = append(plans[k].files, f)
 		}
 	}
-	for _, baseDir := range order {
-		h, _ := hierarchyFor(base, byDir[baseDir][0].controller)
-		dir, err := cg.create(h, i.Cgroup, byDir[baseDir])
+	cg := &appCgroup{}
+	for _, p := range plans {
+		dir, err := cg.create(p.h, i.Cgroup, p.files)
 		if err != nil {
 			cg.remove()
 			return nil, err
@@ -327,10 +332,10 @@ func (cg *appCgroup) remove() {
 // cgroup is their root.
 func mountCgroups(root int) error {
 	hs, err := OwnCgroups()
-	if err != nil {
-		return err
+	if err != nil || len(hs) == 0 {
+		return err // without cgroups (a minimal guest), nothing to show
 	}
-	const ro = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	const safe = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	top, err := openInRoot(root, "/sys/fs/cgroup", true)
 	if err != nil {
 		return err
@@ -338,7 +343,7 @@ func mountCgroups(root int) error {
 	defer unix.Close(top)
 	onlyV2 := len(hs) == 1 && hs[0].Unified
 	if !onlyV2 {
-		if err := unix.Mount("tmpfs", fdPath(top), "tmpfs", ro, "mode=755,size=64k"); err != nil {
+		if err := unix.Mount("tmpfs", fdPath(top), "tmpfs", safe, "mode=755,size=64k"); err != nil {
 			return fmt.Errorf("mounting /sys/fs/cgroup: %w", err)
 		}
 	}
@@ -357,13 +362,13 @@ func mountCgroups(root int) error {
 		}
 		// The superblock is shared with the supervisor's own mount and
 		// must stay writable; only this mount is made read-only.
-		err = unix.Mount("cgroup", fdPath(fd), fstype, ro, opts)
+		err = unix.Mount("cgroup", fdPath(fd), fstype, safe, opts)
 		unix.Close(fd)
 		if err == nil {
 			fd, err = openInRoot(root, dir, true)
 		}
 		if err == nil {
-			err = unix.Mount("", fdPath(fd), "", ro|unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+			err = unix.Mount("", fdPath(fd), "", safe|unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 			unix.Close(fd)
 		}
 		if err != nil {
@@ -379,7 +384,7 @@ func mountCgroups(root int) error {
 		return err
 	}
 	defer unix.Close(tmpfs)
-	if err := unix.Mount("", fdPath(tmpfs), "", ro|unix.MS_REMOUNT|unix.MS_RDONLY, "mode=755,size=64k"); err != nil {
+	if err := unix.Mount("", fdPath(tmpfs), "", safe|unix.MS_REMOUNT|unix.MS_RDONLY, "mode=755,size=64k"); err != nil {
 		return fmt.Errorf("making /sys/fs/cgroup read-only: %w", err)
 	}
 	return nil

@@ -80,7 +80,7 @@ func (i *Isolators) hasLimits() bool {
 // validate rejects isolators that cannot be applied, so the error comes
 // from Start rather than from a half-started helper.
 func (i *Isolators) validate() error {
-	if _, err := capabilityMask(i.Capabilities); err != nil {
+	if _, err := CapabilityMask(i.Capabilities); err != nil {
 		return err
 	}
 	if i.Seccomp != nil {
@@ -140,9 +140,9 @@ func CapabilityNames() []string {
 	return names
 }
 
-// capabilityMask turns capability names (with or without the CAP_ prefix,
-// any case) into a bit mask.
-func capabilityMask(names []string) (uint64, error) {
+// CapabilityMask turns capability names (with or without the CAP_ prefix,
+// any case) into the bit mask the kernel shows in /proc/PID/status.
+func CapabilityMask(names []string) (uint64, error) {
 	var mask uint64
 	for _, n := range names {
 		c, ok := capabilities[CanonicalCapability(n)]

@@ -27,7 +27,7 @@ func (i *Isolators) restrictBeforeCredentials() error {
 	if i.Capabilities == nil {
 		return nil
 	}
-	mask, err := capabilityMask(i.Capabilities)
+	mask, err := CapabilityMask(i.Capabilities)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (i *Isolators) restrictAfterCredentials(uid int) error {
 		}
 	}
 	if i.Capabilities != nil && uid == 0 {
-		mask, err := capabilityMask(i.Capabilities)
+		mask, err := CapabilityMask(i.Capabilities)
 		if err != nil {
 			return err
 		}

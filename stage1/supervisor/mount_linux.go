@@ -113,6 +113,12 @@ func privateSystemMounts(root int) error {
 			return err
 		}
 		err = unix.Mount(m.fstype, fdPath(fd), m.fstype, m.flags, m.data)
+		if errors.Is(err, unix.EPERM) && m.fstype == "sysfs" {
+			// A user namespace that does not own its network
+			// namespace (nspawn --private-users --net=host) may not
+			// mount sysfs: bind the supervisor's, read-only.
+			err = bindReadOnly(root, fd, m.target, "/sys", m.flags)
+		}
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("mounting %s on %s: %w", m.fstype, m.target, err)
@@ -128,7 +134,16 @@ func privateSystemMounts(root int) error {
 		major, minor uint32
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
 	for _, n := range nodes {
-		if err := unix.Mknodat(dev, n.name, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+		err := unix.Mknodat(dev, n.name, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor)))
+		if errors.Is(err, unix.EPERM) {
+			// In a user namespace (nspawn --private-users) no device
+			// can be created: bind the supervisor's own node instead.
+			err = bindInRoot(root, "/dev/"+n.name, "/dev/"+n.name, false, false)
+			if err == nil {
+				continue
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", n.name, err)
 		}
 		// mknod honours the umask; the nodes must be usable by any user.
@@ -223,3 +238,20 @@ func openInRoot(root int, path string, dir bool) (int, error) {
 }
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// bindReadOnly bind-mounts source (with its submounts) on target, whose
+// directory is fd, and makes it read-only, keeping flags (nosuid, nodev,
+// noexec), which a user namespace may not drop from a mount it did not
+// make.
+func bindReadOnly(root, fd int, target, source string, flags uintptr) error {
+	if err := unix.Mount(source, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	// fd is below the new mount; resolve the path again to reach it.
+	top, err := openInRoot(root, target, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	return unix.Mount("", fdPath(top), "", flags|unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+}

@@ -109,8 +109,8 @@ func (c *Ctx) PodEntries() []string {
 }
 
 // Leftovers describes what the Ctx's pods still hold on the host: pod
-// directories, processes whose root, working directory or executable is
-// in the data directory, and mounts under it. After `rkt gc
+// directories, processes using the data directory (see ProcessesUnder),
+// and mounts under it. After `rkt gc
 // --grace-period=0s` it must be empty.
 func (c *Ctx) Leftovers() []string {
 	c.t.Helper()
@@ -131,35 +131,55 @@ func (c *Ctx) Leftovers() []string {
 	return left
 }
 
-// ProcessesUnder describes the processes whose root directory, working
-// directory or executable lies at or below dir, as "PID (COMM) KIND=PATH".
-// Processes that exit while they are looked at are ignored.
+// ProcessesUnder describes the processes that use dir, one string each
+// ("PID (COMM) REASON"): those whose root directory, working directory or
+// executable lies at or below dir, whose command line names it (a VM or
+// a file server started for a pod), or whose private mount namespace has
+// mounts from it (an app whose root is a pod's overlay). Processes that
+// exit while they are looked at are ignored.
 func ProcessesUnder(dir string) []string {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return []string{"cannot read /proc: " + err.Error()}
 	}
+	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
+	under := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 	var found []string
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
+		proc := func(name string) string { return fmt.Sprintf("/proc/%d/%s", pid, name) }
+		reason := ""
 		for _, kind := range []string{"root", "cwd", "exe"} {
-			target, err := os.Readlink(fmt.Sprintf("/proc/%d/%s", pid, kind))
-			if err != nil {
-				continue
-			}
-			target = strings.TrimSuffix(target, " (deleted)")
-			if target == dir || strings.HasPrefix(target, dir+"/") {
-				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-				found = append(found, fmt.Sprintf("%d (%s) %s=%s", pid, strings.TrimSpace(string(comm)), kind, target))
+			target, err := os.Readlink(proc(kind))
+			if err == nil && under(strings.TrimSuffix(target, " (deleted)")) {
+				reason = kind + "=" + target
 				break
 			}
+		}
+		if reason == "" {
+			if b, err := os.ReadFile(proc("cmdline")); err == nil && strings.Contains(string(b), dir+"/") {
+				reason = "cmdline=" + strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " ")
+			}
+		}
+		if ns, err := os.Readlink(proc("ns/mnt")); reason == "" && err == nil && ns != ownNS {
+			if b, err := os.ReadFile(proc("mountinfo")); err == nil && strings.Contains(string(b), dir+"/") {
+				reason = "has mounts from " + dir + " in its mount namespace"
+			}
+		}
+		if reason != "" {
+			comm, _ := os.ReadFile(proc("comm"))
+			found = append(found, fmt.Sprintf("%d (%s) %s", pid, strings.TrimSpace(string(comm)), reason))
 		}
 	}
 	return found
 }
+
+// hashLimit bounds the files ListTree hashes: large ones are image blobs
+// and binaries, whose size and time suffice and whose hashing is slow.
+const hashLimit = 1 << 20
 
 // MountsUnder returns the mount points at or below dir in the calling
 // process's mount namespace (the host's, for the tests).
@@ -172,10 +192,11 @@ func MountsUnder(dir string) ([]string, error) {
 }
 
 // ListTree describes every file under dir, one line each: its path
-// relative to dir, type and permission bits, size, and for regular files
-// a hash of the content. Two listings are equal when the trees hold the
-// same files with the same contents; times are left out, since creating
-// and deleting a temporary file changes its directory's times.
+// relative to dir, type and permission bits, and for regular files the
+// size, modification time and, up to hashLimit bytes, a hash of the
+// content. Two listings are equal when the trees hold the same files with
+// the same contents. Directory times are left out, since creating and
+// deleting a temporary file changes them.
 func ListTree(t testing.TB, dir string) []string {
 	t.Helper()
 	var lines []string
@@ -194,12 +215,15 @@ func ListTree(t testing.TB, dir string) []string {
 		line := fmt.Sprintf("%s %s", rel, fi.Mode())
 		switch {
 		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
+			line += fmt.Sprintf(" %d %d", fi.Size(), fi.ModTime().UnixNano())
+			if fi.Size() <= hashLimit {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				line += " " + hex.EncodeToString(sum[:8])
 			}
-			sum := sha256.Sum256(b)
-			line += fmt.Sprintf(" %d %s", fi.Size(), hex.EncodeToString(sum[:8]))
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {

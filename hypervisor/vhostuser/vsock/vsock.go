@@ -190,7 +190,9 @@ func (d *Device) Detach() {
 func (d *Device) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.logf("vsock: device reset; dropping %d connections", len(d.conns))
+	if len(d.conns) > 0 {
+		d.logf("vsock: device reset; dropping %d connections", len(d.conns))
+	}
 	d.dropAll(syscall.ECONNRESET)
 }
 

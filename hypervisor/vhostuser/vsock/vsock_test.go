@@ -368,8 +368,8 @@ func TestHostClose(t *testing.T) {
 		g.d.closeWait = time.Millisecond
 		c := g.connect(listen(t, g.d, 1234), 5000)
 		c.Close()
-		g.expect(opShutdown)
-		g.expect(opRST)
+		g.expect(opRST) // after a SHUTDOWN, unless the timer was faster
+
 		if n := g.d.Stats().Conns; n != 0 {
 			t.Fatalf("%d connections", n)
 		}

@@ -259,3 +259,35 @@ func TestSquashDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSquash feeds arbitrary bytes, split into two layers, to Squash. It
+// must never panic, and whatever it writes must be an image Validate
+// accepts, so the store's own checks and the squash never disagree.
+func FuzzSquash(f *testing.F) {
+	for _, layers := range [][][]Entry{
+		{{Dir("a"), File("a/x", "x")}, {File("a/.wh.x", "")}},
+		{{File("a", "1"), Hardlink("b", "a")}, {File(".wh.a", "")}},
+		{{Symlink("lib", "usr/lib")}, {File("lib/x", "x")}},
+		{{File("../x", "x")}, {Dir("d"), File("d/.wh..wh..opq", "")}},
+	} {
+		a, b := Build(f, layers[0]...), Build(f, layers[1]...)
+		f.Add(append(a, b...), len(a))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		if split < 0 || split > len(data) {
+			split = len(data) / 2
+		}
+		var openers []LayerOpener
+		for _, part := range [][]byte{data[:split], data[split:]} {
+			openers = append(openers, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(part)), nil })
+		}
+		var out bytes.Buffer
+		err := Squash(&out, openers, SquashOptions{Manifest: func(map[string][]byte) ([]byte, error) { return []byte(validManifest), nil }})
+		if err != nil {
+			return
+		}
+		if _, _, err := Validate(bytes.NewReader(out.Bytes())); err != nil {
+			t.Fatalf("Squash wrote an image Validate refuses: %v", err)
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
@@ -23,7 +24,7 @@ import (
 
 // maxParallel bounds concurrent layer downloads: enough to hide a
 // registry's latency, few enough not to starve a small machine.
-const maxParallel = 3
+const maxParallel = 4
 
 // blobMode is how a source's layers are read and checked.
 type blobMode int
@@ -41,9 +42,10 @@ const (
 )
 
 // download writes every layer, uncompressed, to a file in dir and returns
-// the files in layer order. Each layer is checked against its diff ID
-// from the image configuration, which the manifest digest covers, so a
-// layer that is not the one the image names is refused whatever its source.
+// the files in layer order. Each layer is checked, against its blob digest
+// (registries, layouts) or its diff ID (archives, layouts), both covered
+// by the manifest or configuration digest, so a layer that is not the one
+// the image names is refused whatever its source.
 func (o *Options) download(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, dir string, mode blobMode) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -118,21 +120,20 @@ func (d *layerDownload) fetch(ctx context.Context) error {
 		blobHash hash.Hash
 		err      error
 	)
-	bar := d.o.Progress.Bar(d.label(), 0)
+	var size int64
 	if d.mode == uncompressedBlobs {
 		src, err = d.layer.Uncompressed()
 	} else {
 		digest, err = d.layer.Digest()
 		if err == nil {
-			size, _ := d.layer.Size()
-			bar = d.o.Progress.Bar(d.label(), size)
+			size, _ = d.layer.Size()
 			src, err = d.layer.Compressed()
 		}
 	}
 	if err != nil {
-		bar.Abort()
 		return err
 	}
+	bar := d.o.Progress.Bar(d.label(), size)
 	// Closing the source ends a read blocked on a stalled server.
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()
@@ -173,9 +174,20 @@ func (d *layerDownload) write(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	_, err = io.Copy(io.MultiWriter(bw, h), tr)
+	// A registry blob was verified against its digest as it was read,
+	// and the manifest digest covers both it and the configuration, so
+	// its diff ID adds nothing; blobs nobody verified are checked here.
+	var h hash.Hash
+	var w io.Writer = bw
+	if d.mode != registryBlobs {
+		h = sha256.New()
+		w = io.MultiWriter(bw, h)
+	}
+	_, err = io.Copy(w, tr)
+	if isCorrupt(err) {
+		err = fmt.Errorf("%w: %v", errBadLayer, err)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -184,6 +196,9 @@ func (d *layerDownload) write(r io.Reader) error {
 	}
 	if err != nil {
 		return err
+	}
+	if h == nil {
+		return nil
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d.diffID.String() {
 		return fmt.Errorf("%w: its content hashes to %s, but the image configuration says %s", errBadLayer, got, d.diffID)
@@ -218,6 +233,16 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// isCorrupt tells a decompressor's complaint about its input (bad data)
+// from the errors of the stream it reads (the network, a digest check).
+func isCorrupt(err error) bool {
+	var fe flate.CorruptInputError
+	return errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
+		errors.As(err, &fe) || errors.Is(err, zstd.ErrMagicMismatch) ||
+		errors.Is(err, zstd.ErrCRCMismatch) || errors.Is(err, zstd.ErrBlockTooSmall) ||
+		errors.Is(err, zstd.ErrReservedBlockType) || errors.Is(err, zstd.ErrUnknownDictionary)
 }
 
 func shortDigest(d string) string {

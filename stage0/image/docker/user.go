@@ -28,7 +28,7 @@ func resolveUser(spec string, passwd, group []byte) (user, grp string) {
 	} else if entry = lookup(passwd, 0, u); entry != nil {
 		user = entry[2]
 	}
-	if entry != nil && len(entry) > 3 && isNumber(entry[3]) {
+	if len(entry) > 3 && isNumber(entry[3]) {
 		primary = entry[3]
 	}
 	if !hasGroup || g == "" {

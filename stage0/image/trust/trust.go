@@ -71,6 +71,11 @@ func identity(e *openpgp.Entity) string {
 
 // ParseKey reads one armored OpenPGP public key.
 func ParseKey(armored []byte) (*openpgp.Entity, error) {
+	// The reader stops after the first armored block; refuse a second
+	// rather than ignore it.
+	if n := bytes.Count(armored, []byte("-----BEGIN PGP ")); n > 1 {
+		return nil, fmt.Errorf("the file holds %d keys; give one key per file", n)
+	}
 	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(armored))
 	if err != nil {
 		return nil, fmt.Errorf("not an armored OpenPGP public key: %w", err)

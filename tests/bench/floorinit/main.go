@@ -103,21 +103,28 @@ func waitPowerButton() error {
 	if err != nil || len(devices) == 0 {
 		return fmt.Errorf("no input devices under /dev/input (is CONFIG_INPUT_EVDEV on?)")
 	}
-	pressed := make(chan error, len(devices))
+	// Open every device before saying so: evdev only queues events for
+	// readers that already have the device open.
+	var inputs []*os.File
 	for _, dev := range devices {
-		go func() { pressed <- readPowerKey(dev) }()
+		f, err := os.Open(dev)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, f)
+	}
+	fmt.Println("rkt-floor-init: waiting for the power button")
+	pressed := make(chan error, len(inputs))
+	for _, f := range inputs {
+		go func() { pressed <- readPowerKey(f) }()
 	}
 	return <-pressed
 }
 
 // readPowerKey reads struct input_event records (64-bit layout: 16 bytes
 // of timeval, then type, code and value) until KEY_POWER goes down.
-func readPowerKey(dev string) error {
-	f, err := os.Open(dev)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func readPowerKey(f *os.File) error {
+	dev := f.Name()
 	const (
 		evKey    = 1
 		keyPower = 116

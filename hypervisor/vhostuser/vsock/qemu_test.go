@@ -1,0 +1,539 @@
+package vsock_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"rkt.dev/rkt/hypervisor/vhostuser"
+	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
+	"rkt.dev/rkt/kernel/initramfs"
+	"rkt.dev/rkt/tests/vsockguest/wire"
+)
+
+// These tests boot the rkt guest kernel under QEMU with tests/vsockguest
+// as /init and the device behind vhost-user-vsock-device. They need
+// qemu-system-x86_64 and a built guest kernel, and skip without them.
+
+const qemuBinary = "qemu-system-x86_64"
+
+// waitLimit bounds every wait on the VM: TCG on a busy 2-core machine is
+// slow, but nothing here should take minutes (except the big transfers,
+// which have their own bound).
+const waitLimit = 2 * time.Minute
+
+var (
+	initrdOnce sync.Once
+	initrdDir  string
+	initrdPath string
+	initrdErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if initrdDir != "" {
+		os.RemoveAll(initrdDir)
+	}
+	os.Exit(code)
+}
+
+// guestKernel finds build/kernel/vmlinux or the newest cached kernel.
+func guestKernel(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := filepath.Join(root, "build/kernel/vmlinux"); exists(k) {
+		return k
+	}
+	cache := os.Getenv("RKT_KERNEL_CACHE")
+	if cache == "" {
+		cache = "/var/cache/rkt/kernel"
+	}
+	cached, _ := filepath.Glob(filepath.Join(cache, "*", "vmlinux"))
+	sort.Slice(cached, func(i, j int) bool { return modTime(cached[i]).After(modTime(cached[j])) })
+	if len(cached) == 0 {
+		t.Skip("no guest kernel: build it with kernel/build.sh build/kernel")
+	}
+	return cached[0]
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func modTime(p string) time.Time {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// guestInitrd builds tests/vsockguest statically and packs it as /init,
+// once per test binary.
+func guestInitrd(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(qemuBinary); err != nil {
+		t.Skipf("%s is not installed", qemuBinary)
+	}
+	initrdOnce.Do(func() {
+		if initrdDir, initrdErr = os.MkdirTemp("", "rkt-vsock-test-"); initrdErr != nil {
+			return
+		}
+		bin := filepath.Join(initrdDir, "vsockguest")
+		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/vsockguest")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			initrdErr = fmt.Errorf("%w\n%s", err, out)
+			return
+		}
+		initrdPath = filepath.Join(initrdDir, "initrd.gz")
+		f, err := os.Create(initrdPath)
+		if err != nil {
+			initrdErr = err
+			return
+		}
+		defer f.Close()
+		initrdErr = initramfs.Write(f, initramfs.Standard(bin))
+	})
+	if initrdErr != nil {
+		t.Fatalf("building the vsockguest initramfs: %v", initrdErr)
+	}
+	return initrdPath
+}
+
+// tscKHz reads the host's TSC rate for tsc_early_khz: TCG guests
+// otherwise calibrate against emulated timers and can hang.
+func tscKHz(t *testing.T) int {
+	if b, err := os.ReadFile("/sys/devices/system/cpu/cpu0/tsc_freq_khz"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			return v
+		}
+	}
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if strings.TrimSpace(k) == "cpu MHz" {
+			mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(math.Round(mhz * 1000))
+			}
+		}
+	}
+	t.Fatal("no cpu MHz in /proc/cpuinfo")
+	return 0
+}
+
+// console collects the guest console for failure reports and waits.
+type console struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func (c *console) waitFor(t *testing.T, s string, exited <-chan struct{}) {
+	t.Helper()
+	limit := time.After(waitLimit)
+	for {
+		c.mu.Lock()
+		found, ch := strings.Contains(c.buf.String(), s), c.changed
+		c.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-ch:
+		case <-exited:
+			t.Fatalf("QEMU exited before %q appeared; console:\n%s", s, c)
+		case <-limit:
+			t.Fatalf("no %q on the console after %v:\n%s", s, waitLimit, c)
+		}
+	}
+}
+
+// vm is a booted test VM.
+type vm struct {
+	dev     *vsock.Device
+	srv     *vhostuser.Server
+	cmd     *exec.Cmd
+	console *console
+	exited  chan struct{}
+}
+
+// boot starts the device, its vhost-user server and QEMU, and waits until
+// the guest program listens. Everything is stopped in t.Cleanup.
+func boot(t *testing.T) *vm {
+	t.Helper()
+	kernel, initrd := guestKernel(t), guestInitrd(t)
+	dir, err := os.MkdirTemp("", "rkt-vsock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	v := &vm{console: &console{changed: make(chan struct{})}, exited: make(chan struct{})}
+	v.dev = vsock.New(vsock.Options{Logf: t.Logf})
+	t.Cleanup(func() { v.dev.Close() })
+	sock := filepath.Join(dir, "vsock.sock")
+	v.srv, err = vhostuser.Listen(vhostuser.Config{Path: sock, Device: v.dev, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.srv.Close() })
+
+	const memMiB = 256
+	v.cmd = exec.Command(qemuBinary,
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-machine", "microvm,accel=tcg,acpi=on,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+		"-global", "virtio-mmio.force-legacy=false",
+		"-cpu", "max", "-smp", "1", "-m", fmt.Sprintf("%dM", memMiB),
+		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", memMiB),
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc_early_khz=%d", tscKHz(t)),
+		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+		"-chardev", "socket,id=vsock,path="+sock,
+		"-device", "vhost-user-vsock-device,chardev=vsock",
+	)
+	v.cmd.Stdout = v.console
+	v.cmd.Stderr = v.console
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		v.cmd.Wait()
+		close(v.exited)
+	}()
+	t.Cleanup(func() {
+		v.cmd.Process.Kill() // by PID (pidfd); a no-op once it has exited
+		<-v.exited
+		if t.Failed() {
+			t.Logf("guest console:\n%s", v.console)
+		}
+	})
+	v.console.waitFor(t, wire.Marker, v.exited)
+	return v
+}
+
+// dial connects to the guest program, retrying while it is not listening
+// (after a restart). A connection that stalls fails at the deadline
+// instead of hanging the test.
+func (v *vm) dial(t *testing.T) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for {
+		c, err := v.dev.Dial(ctx, wire.Port)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(waitLimit))
+			return c
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dialing the guest: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("dialing the guest: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// command sends a command line and returns the answer line.
+func command(t *testing.T, c net.Conn, r *bufio.Reader, cmd string) string {
+	t.Helper()
+	if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: reading the answer: %v", cmd, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// send has the guest SINK n bytes of pattern seed and checks its checksum.
+func send(c net.Conn, r *bufio.Reader, n int64, seed uint64) error {
+	if _, err := fmt.Fprintf(c, "SINK %d\n", n); err != nil {
+		return err
+	}
+	h := crc32.New(wire.Table)
+	if _, err := io.CopyN(io.MultiWriter(c, h), wire.NewPattern(seed), n); err != nil {
+		return fmt.Errorf("sending %d bytes: %w", n, err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading the guest's checksum: %w", err)
+	}
+	if want := fmt.Sprintf("%08x", h.Sum32()); strings.TrimSpace(line) != want {
+		return fmt.Errorf("guest checksum %q, want %s", strings.TrimSpace(line), want)
+	}
+	return nil
+}
+
+// receive has the guest SOURCE n bytes of pattern seed and checks them;
+// the guest closes the connection after the last byte.
+func receive(c net.Conn, n int64, seed uint64) error {
+	if _, err := fmt.Fprintf(c, "SOURCE %d %d\n", n, seed); err != nil {
+		return err
+	}
+	got, want := crc32.New(wire.Table), crc32.New(wire.Table)
+	m, err := io.Copy(got, c)
+	if err != nil {
+		return fmt.Errorf("receiving: %w after %d bytes", err, m)
+	}
+	io.CopyN(want, wire.NewPattern(seed), n)
+	if m != n || got.Sum32() != want.Sum32() {
+		return fmt.Errorf("received %d bytes with checksum %08x, want %d with %08x", m, got.Sum32(), n, want.Sum32())
+	}
+	return nil
+}
+
+// waitConns waits until the device tracks n connections.
+func (v *vm) waitConns(t *testing.T, n int) {
+	t.Helper()
+	limit := time.Now().Add(waitLimit)
+	for v.dev.Stats().Conns != n {
+		if time.Now().After(limit) {
+			t.Fatalf("device still tracks %d connections, want %d", v.dev.Stats().Conns, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestQEMU(t *testing.T) {
+	v := boot(t)
+
+	t.Run("echo", func(t *testing.T) {
+		c := v.dial(t)
+		defer c.Close()
+		fmt.Fprintf(c, "ECHO\n")
+		msg := []byte("hello over userspace vsock")
+		c.Write(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %q, %v", got, err)
+		}
+	})
+
+	t.Run("host closes", func(t *testing.T) {
+		c := v.dial(t)
+		fmt.Fprintf(c, "ECHO\n")
+		c.Write([]byte("x"))
+		io.ReadFull(c, make([]byte, 1))
+		c.Close()
+		v.waitConns(t, 0)
+	})
+
+	t.Run("guest closes", func(t *testing.T) {
+		c := v.dial(t)
+		defer c.Close()
+		if err := receive(c, 100000, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("8 concurrent connections", func(t *testing.T) {
+		const size = 4 << 20
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := v.dial(t)
+				defer c.Close()
+				r := bufio.NewReader(c)
+				if err := send(c, r, size, uint64(i)); err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+				if err := receive(c, size, uint64(100+i)); err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+
+	t.Run("transfer", func(t *testing.T) {
+		size := int64(256 << 20)
+		if testing.Short() {
+			size = 16 << 20
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			c := v.dial(t)
+			defer c.Close()
+			start := time.Now()
+			if err := send(c, bufio.NewReader(c), size, 7); err != nil {
+				t.Errorf("host to guest: %v", err)
+				return
+			}
+			t.Logf("host to guest: %d MiB in %v", size>>20, time.Since(start).Round(time.Millisecond))
+		}()
+		go func() {
+			defer wg.Done()
+			c := v.dial(t)
+			defer c.Close()
+			start := time.Now()
+			if err := receive(c, size, 8); err != nil {
+				t.Errorf("guest to host: %v", err)
+				return
+			}
+			t.Logf("guest to host: %d MiB in %v", size>>20, time.Since(start).Round(time.Millisecond))
+		}()
+		wg.Wait()
+	})
+
+	t.Run("guest connects to the host", func(t *testing.T) {
+		l, err := v.dev.Listen(5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "welcome, %s", line)
+		}()
+		c := v.dial(t)
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if got := command(t, c, r, "DIAL 5000"); got != "OK welcome, hello" {
+			t.Fatalf("DIAL 5000: %q", got)
+		}
+		if got := command(t, c, r, "DIAL 5001"); !strings.HasPrefix(got, "ERR") {
+			t.Fatalf("DIAL 5001 (nobody listening): %q", got)
+		}
+	})
+
+	t.Run("reconnect after the guest restarts its listener", func(t *testing.T) {
+		c := v.dial(t)
+		if got := command(t, c, bufio.NewReader(c), "RESTART 300"); got != "OK" {
+			t.Fatalf("RESTART: %q", got)
+		}
+		c.Close()
+		v.console.waitFor(t, "listening again", v.exited)
+		c = v.dial(t)
+		defer c.Close()
+		if err := receive(c, 1000, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// openFDs counts this process's file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestQEMUShutdownLeavesNothing powers the VM off with connections open in
+// both directions and checks that, once the device and server are closed,
+// no goroutine or file descriptor of theirs remains.
+func TestQEMUShutdownLeavesNothing(t *testing.T) {
+	guestKernel(t)
+	guestInitrd(t)
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	t.Run("vm", func(t *testing.T) {
+		v := boot(t)
+		l, err := v.dev.Listen(6000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns []net.Conn
+		for range 4 {
+			c := v.dial(t)
+			fmt.Fprintf(c, "ECHO\n")
+			conns = append(conns, c)
+		}
+		// A guest-initiated connection, left open: the guest's DIAL
+		// waits for an answer that never comes.
+		c := v.dial(t)
+		fmt.Fprintf(c, "DIAL 6000\n")
+		if _, err := l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+		// Blocked host calls must end too.
+		blocked := make(chan error, 1)
+		go func() {
+			_, err := conns[0].Read(make([]byte, 1))
+			blocked <- err
+		}()
+		// The guest may power off before its answer leaves: only the
+		// end of QEMU counts.
+		p := v.dial(t)
+		fmt.Fprintf(p, "POWEROFF\n")
+		select {
+		case <-v.exited:
+		case <-time.After(waitLimit):
+			t.Fatal("the VM did not power off")
+		}
+		v.srv.Close()
+		v.dev.Close()
+		if err := <-blocked; err == nil {
+			t.Fatal("a blocked Read returned no error after the VM went away")
+		}
+	})
+	// Goroutines of exec and timers wind down asynchronously.
+	limit := time.Now().Add(10 * time.Second)
+	for {
+		g, f := runtime.NumGoroutine(), openFDs(t)
+		if g <= goroutines && f <= fds {
+			return
+		}
+		if time.Now().After(limit) {
+			t.Fatalf("after the VM: %d goroutines (before: %d), %d fds (before: %d)", g, goroutines, f, fds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

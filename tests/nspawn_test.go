@@ -1,0 +1,158 @@
+package tests
+
+import (
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"rkt.dev/rkt/tests/testutil"
+)
+
+// Functional tests of what only the nspawn stage1 does: networks, user
+// namespaces, the pod's cgroups and a missing systemd-nspawn. The
+// conformance suite (stage1-nspawn/nspawn_test.go) covers the rest.
+
+// nspawnCtx is a fresh rkt installation for nspawn pods, and the stage1.
+func nspawnCtx(t *testing.T) (*testutil.Ctx, string) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	c := testutil.New(t)
+	return c, c.Stage1("nspawn")
+}
+
+// nspawnArgs is a `rkt run` of the nspawn stage1 saving the UUID to
+// uuidFile, followed by args.
+func nspawnArgs(stage1, uuidFile string, args ...string) []string {
+	return append([]string{"run", "--insecure-options=image", "--stage1-path=" + stage1, "--uuid-file-save=" + uuidFile}, args...)
+}
+
+// hostIPv4 is what the inspector's --print-ipv4 prints in the host's
+// network namespace.
+func hostIPv4(t *testing.T) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, a := range addrs {
+		if ipnet, ok := a.(*net.IPNet); ok && !ipnet.IP.IsLoopback() && ipnet.IP.To4() != nil {
+			ips = append(ips, ipnet.IP.String())
+		}
+	}
+	return "ipv4=" + strings.Join(ips, ",")
+}
+
+func TestNspawnNetworks(t *testing.T) {
+	c, stage1 := nspawnCtx(t)
+	cases := []struct {
+		net, want string
+		code      int
+	}{
+		{"none", "ipv4=", 0},
+		{"default", "ipv4=", 0},
+		{"host", hostIPv4(t), 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.net, func(t *testing.T) {
+			r := c.Run(nspawnArgs(stage1, c.UUIDFile(), "--net="+tc.net, c.Image("inspector"), "--", "--print-ipv4")...)
+			if r.ExitCode != 0 || !testutil.HasLine(r.Stdout, tc.want) {
+				t.Errorf("--net=%s: want %q: %v", tc.net, tc.want, r)
+			}
+		})
+	}
+	t.Run("CNI network", func(t *testing.T) {
+		r := c.Run(nspawnArgs(stage1, c.UUIDFile(), "--net=mynet", c.Image("inspector"), "--", "--print-ipv4")...)
+		if r.ExitCode != 254 || !strings.Contains(r.Stderr, "supports only --net=host and --net=none") {
+			t.Errorf("--net=mynet: want exit code 254 naming the supported networks: %v", r)
+		}
+	})
+}
+
+// TestNspawnPrivateUsers: with --private-users, root in the pod is an
+// unprivileged uid on the host, the pod still sees its files as owned by
+// root, and what it writes is owned by the shifted uid on the host.
+func TestNspawnPrivateUsers(t *testing.T) {
+	c, stage1 := nspawnCtx(t)
+	f := c.UUIDFile()
+	r := c.Run(nspawnArgs(stage1, f, "--net=none", "--private-users", c.Image("inspector"), "--",
+		"--print-user", "--read-file=/proc/self/uid_map", "--stat-file=/inspector", "--write-file=/written")...)
+	if r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "uid=0 gid=0 groups=") {
+		t.Fatalf("want the app to run as root in its namespace: %v", r)
+	}
+	var inside, outside, count int
+	if _, err := fmt.Sscanf(strings.SplitN(r.Stdout, "<<<", 2)[1], "%d %d %d", &inside, &outside, &count); err != nil || inside != 0 || outside == 0 || count != 65536 {
+		t.Fatalf("want uid 0 mapped to an unprivileged range of 65536: %v (%v)", r, err)
+	}
+	if !strings.Contains(r.Stdout, "stat=/inspector type=file mode=0755 uid=0 gid=0") {
+		t.Errorf("want the image's files owned by root inside the pod: %v", r)
+	}
+	uuid := c.ReadUUID(f)
+	matches, _ := filepath.Glob(filepath.Join(c.DataDir(), "pods", "*", uuid, "apps", "inspector", "upper", "written"))
+	if len(matches) != 1 {
+		t.Fatalf("the app's write is not in its writable layer: %v", matches)
+	}
+	fi, err := os.Stat(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != outside {
+		t.Errorf("a file the pod's root wrote is owned by host uid %d, want %d", st.Uid, outside)
+	}
+}
+
+// TestNspawnGCReleasesCgroups: the pod's cgroups, including those of apps
+// with limits, are gone after gc.
+func TestNspawnGCReleasesCgroups(t *testing.T) {
+	c, stage1 := nspawnCtx(t)
+	f := c.UUIDFile()
+	r := c.Run(nspawnArgs(stage1, f, "--net=none", c.Image("inspector"), "--memory=32Mi", "--cpu=200m", "--", "--print-memory-limit")...)
+	if r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "memory-limit=33554432") {
+		t.Fatalf("want the memory limit applied: %v", r)
+	}
+	uuid := c.ReadUUID(f)
+	if len(podCgroups(uuid)) == 0 {
+		t.Fatalf("no cgroup named rkt-%s under /sys/fs/cgroup before gc", uuid)
+	}
+	c.RunOK("gc", "--grace-period=0s")
+	if left := podCgroups(uuid); len(left) > 0 {
+		t.Errorf("cgroups left after gc: %v", left)
+	}
+}
+
+// podCgroups finds the cgroups of a pod in every hierarchy.
+func podCgroups(uuid string) []string {
+	var found []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "rkt-"+uuid {
+			found = append(found, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+// TestNspawnMissing: without systemd-nspawn the error names the package.
+func TestNspawnMissing(t *testing.T) {
+	c, stage1 := nspawnCtx(t)
+	cmd := c.Cmd(nspawnArgs(stage1, c.UUIDFile(), "--net=none", c.Image("inspector"))...)
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	r := c.RunCmd(cmd)
+	if r.ExitCode != 254 || !strings.Contains(r.Stderr, "install the Debian package systemd-container") {
+		t.Errorf("want exit code 254 naming systemd-container: %v", r)
+	}
+}
+
+// TestFlyRefusesPrivateUsers: fly runs apps as host users.
+func TestFlyRefusesPrivateUsers(t *testing.T) {
+	c := flyCtx(t)
+	r := c.Run(flyRunArgs(c, "run", "", "--private-users", c.Image("inspector"))...)
+	if r.ExitCode != 254 || !strings.Contains(r.Stderr, "--private-users needs --stage1-name=nspawn") {
+		t.Errorf("want exit code 254 explaining --private-users: %v", r)
+	}
+}
