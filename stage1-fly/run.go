@@ -34,6 +34,9 @@ func runPod(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := appsEtc(dir); err != nil {
+		return 0, err
+	}
 	// fly runs privileged host software: it applies the isolators an
 	// image or the user asked for, and no defaults. Cgroups go below the
 	// caller's, in one directory per pod.
@@ -56,4 +59,25 @@ func runPod(args []string) (int, error) {
 		}
 		return dir.WritePID(proc.Pid())
 	})
+}
+
+// appsEtc gives the apps the DNS settings and hosts entries the user asked
+// for (--dns…, --hosts-entry). Without them a fly app keeps its image's
+// files: it shares the host's network, not a pod network.
+func appsEtc(dir stage1.PodDir) error {
+	resolv, err := stage1.PodResolvConf(dir, "")
+	if err != nil {
+		return err
+	}
+	hosts := ""
+	if _, err := os.Stat(dir.Hosts()); err == nil {
+		name, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		if hosts, err = stage1.PodHosts(dir, name, nil); err != nil {
+			return err
+		}
+	}
+	return dir.WriteAppsEtc(resolv, hosts)
 }

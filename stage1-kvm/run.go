@@ -100,6 +100,9 @@ func runPod(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if flags.PrivateUsers != "" {
+		return 0, errors.New("the kvm stage1 does not support --private-users: the VM already separates the pod's users from the host's")
+	}
 	nets, err := network.ParseNets(flags.Nets)
 	if err != nil {
 		return 0, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -87,11 +89,15 @@ func sendSignal(pid int, sig syscall.Signal) error {
 // mount lived in the container's mount namespaces and died with them, and
 // the container's root goes with the pod directory. It is idempotent.
 func gc(args []string) error {
-	if _, err := stage1.ParseGCFlags(args); err != nil {
+	flags, err := stage1.ParseGCFlags(args)
+	if err != nil {
 		return err
 	}
 	wd, err := os.Getwd()
 	if err != nil {
+		return err
+	}
+	if err := network.TeardownPod(context.Background(), stage1.PodDir(wd), flags.UUID); err != nil {
 		return err
 	}
 	return removePodCgroups(stage1.PodDir(wd))

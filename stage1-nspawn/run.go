@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -59,6 +61,9 @@ func runPod(args []string) (int, error) {
 	}
 	argv, err := nspawnArgs(flags, dir, p, self, users)
 	if err != nil {
+		return 0, err
+	}
+	if err := setupNetwork(flags, dir, p); err != nil {
 		return 0, err
 	}
 	if err := prepareRoot(dir); err != nil {
@@ -205,14 +210,18 @@ func nspawnArgs(flags stage1.RunFlags, dir stage1.PodDir, p *stage1.Pod, self st
 		"--bind-ro=" + filepath.Join(dir.DataDir(), "tree") + ":" + insideTree,
 		"--bind-ro=" + self + ":" + insideBinary,
 	}
-	switch flags.Nets {
-	case "host":
-	case "", "none", "default":
-		// A private network namespace with loopback only, until
-		// rkt's CNI networking drives nspawn pods too.
-		a = append(a, "--private-network")
-	default:
-		return nil, fmt.Errorf("--net=%s: the nspawn stage1 supports only --net=host and --net=none (or default, which is a private namespace with loopback only until CNI networking lands for nspawn)", flags.Nets)
+	nets, err := network.ParseNets(flags.Nets)
+	if err != nil {
+		return nil, err
+	}
+	switch nets.Mode {
+	case network.ModeHost:
+	case network.ModeNone:
+		a = append(a, "--private-network") // loopback only
+	case network.ModeCNI:
+		// setupNetwork makes the namespace and joins it to the pod's
+		// CNI networks before nspawn starts.
+		a = append(a, "--network-namespace-path="+dir.Netns())
 	}
 	if users != nil {
 		a = append(a, users.nspawnArgs()...)
@@ -281,4 +290,43 @@ func (d *dropLine) flush() {
 		d.w.Write(d.buf)
 	}
 	d.buf = nil
+}
+
+// setupNetwork joins the pod to its CNI networks (in a namespace nspawn
+// then uses) and writes the /etc/resolv.conf and /etc/hosts the apps get.
+// Teardown is gc's job, so `rkt status` shows the addresses after exit.
+func setupNetwork(flags stage1.RunFlags, dir stage1.PodDir, p *stage1.Pod) error {
+	nets, err := network.ParseNets(flags.Nets)
+	if err != nil {
+		return err
+	}
+	hostname := flags.Hostname
+	if hostname == "" {
+		hostname = "rkt-" + flags.UUID
+	}
+	var ips []string
+	fromCNI := ""
+	if nets.Mode == network.ModeCNI {
+		opts, err := network.PodOptions(p, flags)
+		if err != nil {
+			return err
+		}
+		info, err := network.Setup(context.Background(), network.PodInfo(dir, flags.UUID), nets, opts)
+		if err != nil {
+			return err
+		}
+		for _, a := range info.Attachments {
+			ips = append(ips, a.IPv4())
+		}
+		fromCNI = network.ResolvConf(info)
+	}
+	resolv, err := stage1.PodResolvConf(dir, fromCNI)
+	if err != nil {
+		return err
+	}
+	hosts, err := stage1.PodHosts(dir, hostname, ips)
+	if err != nil {
+		return err
+	}
+	return dir.WriteAppsEtc(resolv, hosts)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -39,4 +40,30 @@ func PodHosts(dir PodDir, hostname string, ips []string) (string, error) {
 	}
 	b.Write(extra)
 	return b.String(), nil
+}
+
+// appsEtcFiles are the files of PodDir.AppsEtc, bind-mounted read-only over
+// each app's /etc.
+var appsEtcFiles = []string{"resolv.conf", "hosts"}
+
+// WriteAppsEtc writes the resolv.conf and hosts every app of the pod gets
+// (see SupervisorApp); an empty resolv keeps each image's own.
+func (p PodDir) WriteAppsEtc(resolv, hosts string) error {
+	if err := os.MkdirAll(p.AppsEtc(), 0o755); err != nil {
+		return fmt.Errorf("writing the apps' /etc files: %w", err)
+	}
+	for name, content := range map[string]string{"resolv.conf": resolv, "hosts": hosts} {
+		if content == "" {
+			continue
+		}
+		if err := writeFileAtomic(filepath.Join(p.AppsEtc(), name), []byte(content)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

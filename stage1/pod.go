@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -124,6 +125,13 @@ func (p *Pod) SupervisorApp(a App, system supervisor.SystemMounts) supervisor.Ap
 	}
 	for _, m := range a.Mounts {
 		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	// The pod-wide /etc files the stage1 wrote (DNS, hosts), over the
+	// image's own.
+	for _, name := range appsEtcFiles {
+		if src := filepath.Join(p.Dir.AppsEtc(), name); fileExists(src) {
+			sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: src, Target: "/etc/" + name, ReadOnly: true})
+		}
 	}
 	return sa
 }

@@ -32,6 +32,7 @@ import (
 //	stage1.json                  the stage1 flags of the run (RunFlags) for enter/stop/gc
 //	resolv.conf                  the apps' /etc/resolv.conf, when stage0 was given --dns
 //	hosts                        entries for the apps' /etc/hosts (--hosts-entry)
+//	etc/resolv.conf, etc/hosts   what the stage1 gives every app as /etc/resolv.conf and /etc/hosts
 //	netns                        the pod's network namespace (a bind mount), when it has one
 //	net-info.json                network result (written by the networking layer)
 type PodDir string
@@ -118,6 +119,9 @@ func (p PodDir) ResolvConf() string { return p.join("resolv.conf") }
 // Hosts holds /etc/hosts entries stage0 wrote for --hosts-entry; absent
 // otherwise.
 func (p PodDir) Hosts() string { return p.join("hosts") }
+
+// AppsEtc holds the /etc files every app of the pod gets.
+func (p PodDir) AppsEtc() string { return p.join("etc") }
 
 // Netns is the bind mount of the pod's network namespace.
 func (p PodDir) Netns() string { return p.join("netns") }
