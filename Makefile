@@ -62,6 +62,7 @@ build/bench/floor-initrd.img: build/bin/floorinit build/bin/mkinitramfs
 bench: all build/bench/floor-initrd.img
 	$(GO) run ./tests/bench/kvmboot
 	$(GO) run ./tests/bench/nspawn
+	$(GO) run ./tests/bench/dockerpull -rkt build/bin/rkt
 
 # Example images for the functional tests; images/build.sh builds both at once.
 INSPECTOR_SRCS := $(filter-out %_test.go,$(wildcard tests/inspector/*.go internal/mountinfo/*.go))

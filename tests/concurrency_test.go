@@ -12,6 +12,7 @@ import (
 // time on one data directory: no run may fail because of a gc, and the
 // store and pod directories must stay consistent.
 func TestConcurrentRunAndGC(t *testing.T) {
+	t.Parallel()
 	const n = 10
 	c := flyCtx(t)
 	inspector := c.Image("inspector")

@@ -32,6 +32,7 @@ func checkRktError(t *testing.T, r testutil.Result, want string) {
 // TestErrors: each way a command can fail exits 254 with one line saying
 // what failed.
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	corrupt := filepath.Join(t.TempDir(), "corrupt.aci")
 	if err := os.WriteFile(corrupt, []byte("this is not a tar archive"), 0o644); err != nil {
@@ -44,8 +45,8 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown image", []string{"run", "--stage1-name=fly", "example.com/no-such-image"}, "example.com/no-such-image"},
-		{"unknown image fetch", []string{"fetch", "example.com/no-such-image"}, "example.com/no-such-image"},
+		{"unknown image", []string{"run", "--stage1-name=fly", "no-such-image"}, "no-such-image"},
+		{"unknown image fetch", []string{"fetch", "--pull-policy=never", "example.com/no-such-image"}, "example.com/no-such-image"},
 		{"unknown image file", []string{"run", "--insecure-options=image", "--stage1-name=fly", "/nonexistent/app.aci"}, "/nonexistent/app.aci"},
 		{"bad flag", []string{"run", "--no-such-flag", inspector}, "--no-such-flag"},
 		{"bad global flag", []string{"--no-such-flag", "list"}, "--no-such-flag"},
@@ -73,6 +74,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.For(t)
 			checkRktError(t, c.Run(tt.args...), tt.want)
 		})
 	}

@@ -51,12 +51,14 @@ func flyRunInspector(t *testing.T, c *testutil.Ctx, want int, appArgs ...string)
 }
 
 // flySleeper starts an inspector pod that sleeps until stopped and returns
-// once it sleeps.
+// once it sleeps and shows its pid (which stop and enter need).
 func flySleeper(c *testutil.Ctx) (*testutil.Process, string) {
 	f := c.UUIDFile()
 	p := c.Start(flyRunArgs(c, "run", f, c.Image("inspector"), "--", "--sleep=1h")...)
 	p.Expect(`sleeping=`)
-	return p, c.ReadUUID(f)
+	uuid := c.ReadUUID(f)
+	c.WaitPID(uuid)
+	return p, uuid
 }
 
 // flyPrepare prepares an inspector pod and returns its UUID as printed.

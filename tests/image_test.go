@@ -18,6 +18,7 @@ const busyboxName = "rkt.dev/examples/busybox"
 // TestFetch covers the ways to name an image to rkt fetch, and the refusal
 // of unsigned files without --insecure-options=image.
 func TestFetch(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	busybox := c.Image("busybox")
 	id := c.Fetch(busybox)
@@ -36,6 +37,7 @@ func TestFetch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.For(t)
 			r := c.RunOK(append([]string{"fetch"}, tt.args...)...)
 			if got := strings.TrimSpace(r.Stdout); got != id {
 				t.Errorf("printed %q, want %s", got, id)
@@ -43,6 +45,7 @@ func TestFetch(t *testing.T) {
 		})
 	}
 	t.Run("without --insecure-options=image", func(t *testing.T) {
+		c := c.For(t)
 		other := c.Image("inspector")
 		r := c.Run("fetch", other)
 		if r.ExitCode != 254 || !strings.HasPrefix(r.Stderr, "rkt: ") || !strings.Contains(r.Stderr, "--insecure-options=image") {
@@ -56,6 +59,7 @@ func TestFetch(t *testing.T) {
 
 // TestImageList checks the table and JSON listings.
 func TestImageList(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	if r := c.RunOK("image", "list", "--format=json"); strings.TrimSpace(r.Stdout) != "[]" {
 		t.Errorf("empty store: want [], got %q", r.Stdout)
@@ -66,6 +70,7 @@ func TestImageList(t *testing.T) {
 	}
 
 	t.Run("json", func(t *testing.T) {
+		c := c.For(t)
 		ims := imageList(t, c)
 		if len(ims) != len(ids) {
 			t.Fatalf("want %d images, got %+v", len(ids), ims)
@@ -77,6 +82,7 @@ func TestImageList(t *testing.T) {
 		}
 	})
 	t.Run("json-pretty", func(t *testing.T) {
+		c := c.For(t)
 		var ims []jsonImage
 		decodeJSON(t, c.RunOK("image", "list", "--format=json-pretty").Stdout, &ims)
 		if len(ims) != len(ids) {
@@ -96,6 +102,7 @@ func TestImageList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.For(t)
 			rows := tableRows(c.RunOK(append([]string{"image", "list"}, tt.flags...)...).Stdout)
 			if tt.header != nil {
 				if len(rows) == 0 || !slices.Equal(rows[0], tt.header) {
@@ -120,6 +127,7 @@ func TestImageList(t *testing.T) {
 // TestImageRm removes images with their rendered trees, reports unknown
 // images, and refuses images that pods use.
 func TestImageRm(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	id := c.Fetch(c.Image("busybox"))
 	c.RunOK("image", "render", id, filepath.Join(t.TempDir(), "r")) // leaves a tree
@@ -138,6 +146,7 @@ func TestImageRm(t *testing.T) {
 	}
 
 	t.Run("in use by a pod", func(t *testing.T) {
+		c := c.For(t)
 		uuid := flyRunInspector(t, c, 0)
 		r := c.Run("image", "rm", "rkt.dev/examples/inspector")
 		if r.ExitCode != 254 || !strings.Contains(r.Stderr, uuid) {
@@ -166,6 +175,7 @@ func treeEntries(t *testing.T, c *testutil.Ctx) []string {
 
 // TestImageCatManifest prints the stored manifest, by ID or by name.
 func TestImageCatManifest(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	id := c.Fetch(c.Image("busybox"))
 	for _, tt := range []struct{ name, ref string }{{"by ID", id}, {"by name", busyboxName}} {
@@ -175,6 +185,7 @@ func TestImageCatManifest(t *testing.T) {
 				name += " pretty"
 			}
 			t.Run(name, func(t *testing.T) {
+				c := c.For(t)
 				args := []string{"image", "cat-manifest", tt.ref}
 				if pretty {
 					args = append(args, "--pretty-print")
@@ -192,6 +203,7 @@ func TestImageCatManifest(t *testing.T) {
 // TestImageExport round-trips an image: exporting it and fetching the
 // export, even into an empty store, gives the same ID.
 func TestImageExport(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	id := c.Fetch(c.Image("busybox"))
 	out := filepath.Join(t.TempDir(), "exported.aci")
@@ -216,6 +228,7 @@ func TestImageExport(t *testing.T) {
 // directory: extract writes the image alone, render applies its
 // dependency too; --rootfs-only writes just the root filesystem.
 func TestImageExtractRender(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	bb := c.Fetch(c.Image("busybox"))
 	app := testutil.BuildACI(t, `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/dependent",`+
@@ -240,6 +253,7 @@ func TestImageExtractRender(t *testing.T) {
 			name += " --rootfs-only"
 		}
 		t.Run(name, func(t *testing.T) {
+			c := c.For(t)
 			dir := filepath.Join(t.TempDir(), "out")
 			args := []string{"image", tt.cmd, id, dir}
 			if tt.rootfsOnly {
@@ -267,6 +281,7 @@ func TestImageExtractRender(t *testing.T) {
 // TestImageGC removes images unused for the grace period, but never an
 // image a pod still uses.
 func TestImageGC(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	busybox := c.Fetch(c.Image("busybox"))
 	uuid := flyRunInspector(t, c, 0)

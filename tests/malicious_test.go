@@ -36,6 +36,7 @@ func valid(extra ...testutil.TarEntry) []testutil.TarEntry {
 // error naming the offending entry, nothing is written outside, and the
 // store (cas/ and tree/) is left exactly as it was.
 func TestFetchMaliciousImages(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	outside := t.TempDir() // where an escape would land
 	victim := filepath.Join(outside, "victim")
@@ -77,6 +78,7 @@ func TestFetchMaliciousImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.For(t)
 			cas := testutil.ListTree(t, filepath.Join(c.DataDir(), "cas"))
 			tree := testutil.ListTree(t, filepath.Join(c.DataDir(), "tree"))
 			r := c.Run("fetch", "--insecure-options=image", testutil.BuildRawACI(t, tt.entries))

@@ -16,6 +16,7 @@ import (
 // TestPrepareRunPrepared: prepare prints the UUID of a prepared pod, which
 // run-prepared then runs once.
 func TestPrepareRunPrepared(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	uuidFile := c.UUIDFile()
 	r := c.RunOK(flyRunArgs(c, "prepare", uuidFile, c.Image("inspector"), "--", "--print-msg=prepared-ran", "--exit-code=4")...)
@@ -50,6 +51,7 @@ func TestPrepareRunPrepared(t *testing.T) {
 // TestRun: rkt run runs the app and passes its output and exit code
 // through; the pod is then exited.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	r, uuid := flyRun(c, c.Image("inspector"), "--", "--print-msg=hello", "--exit-code=7")
 	if r.ExitCode != 7 || !testutil.HasLine(r.Stdout, "hello") {
@@ -69,6 +71,7 @@ var (
 // TestList lists a two-app exited pod and a running pod as a table
 // (short, --full, --no-legend) and as JSON.
 func TestList(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	img := c.Image("inspector")
 	_, exited := flyRun(c, img, "--name=first", "--", "--exit-code=0", "---", img, "--name=second", "--", "--exit-code=2")
@@ -80,6 +83,7 @@ func TestList(t *testing.T) {
 	imageID := c.Fetch(img)
 
 	t.Run("table", func(t *testing.T) {
+		c := c.For(t)
 		out := c.RunOK("list").Stdout
 		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 		if got := strings.Fields(lines[0]); strings.Join(got, " ") != strings.Join(listHeader, " ") {
@@ -105,6 +109,7 @@ func TestList(t *testing.T) {
 		}
 	})
 	t.Run("full", func(t *testing.T) {
+		c := c.For(t)
 		out := c.RunOK("list", "--full").Stdout
 		rows := tableRows(out)
 		if !slices.Equal(rows[0], listHeaderFull) {
@@ -118,12 +123,14 @@ func TestList(t *testing.T) {
 		}
 	})
 	t.Run("no legend", func(t *testing.T) {
+		c := c.For(t)
 		out := c.RunOK("list", "--no-legend").Stdout
 		if strings.Contains(out, "UUID") || len(strings.Split(strings.TrimRight(out, "\n"), "\n")) != 3 {
 			t.Errorf("want 3 rows and no header:\n%s", out)
 		}
 	})
 	t.Run("json", func(t *testing.T) {
+		c := c.For(t)
 		var pods []jsonPod
 		decodeJSON(t, c.RunOK("list", "--format=json").Stdout, &pods)
 		byName := map[string]jsonPod{}
@@ -146,6 +153,7 @@ func TestList(t *testing.T) {
 
 // TestStatus prints key=value lines and JSON for running and exited pods.
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	p, uuid := flySleeper(c)
 	timeRx := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+$`)
@@ -185,6 +193,7 @@ func TestStatus(t *testing.T) {
 
 // TestCatManifest prints the pod manifest with the app and its arguments.
 func TestCatManifest(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	uuid := flyPrepare(t, c, "--print-msg=in-manifest")
 	for _, args := range [][]string{{"cat-manifest", uuid}, {"cat-manifest", "--pretty-print=false", uuid[:8]}} {
@@ -199,6 +208,7 @@ func TestCatManifest(t *testing.T) {
 // TestUUIDFile: --uuid-file-save writes the UUID that status,
 // cat-manifest, stop and rm then take with --uuid-file.
 func TestUUIDFile(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	f := c.UUIDFile()
 	p := c.Start(flyRunArgs(c, "run", f, c.Image("inspector"), "--", "--sleep=1h")...)
@@ -207,6 +217,7 @@ func TestUUIDFile(t *testing.T) {
 	if !uuidRx.MatchString(uuid) {
 		t.Fatalf("--uuid-file-save wrote %q", uuid)
 	}
+	c.WaitPID(uuid)
 	if st := testutil.ParseKV(c.RunOK("status", "--uuid-file="+f).Stdout); st["state"] != "running" {
 		t.Errorf("status --uuid-file: %v", st)
 	}
@@ -231,6 +242,7 @@ func TestUUIDFile(t *testing.T) {
 // TestStop stops running pods, gracefully and by force, and refuses pods
 // that are not running.
 func TestStop(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		flags []string
@@ -242,6 +254,7 @@ func TestStop(t *testing.T) {
 	c := flyCtx(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.For(t)
 			p, uuid := flySleeper(c)
 			r := c.RunOK(append(append([]string{"stop"}, tt.flags...), uuid)...)
 			if !strings.Contains(r.Stdout, uuid) {
@@ -260,6 +273,7 @@ func TestStop(t *testing.T) {
 
 // TestRm removes exited and prepared pods, and refuses running ones.
 func TestRm(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	exited := flyRunInspector(t, c, 0)
 	prepared := flyPrepare(t, c)
@@ -289,6 +303,7 @@ func TestRm(t *testing.T) {
 // TestGC: gc marks exited pods and deletes them after the grace period;
 // prepared pods are deleted after --expire-prepared; running pods stay.
 func TestGC(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	exited := flyRunInspector(t, c, 0)
 	prepared := flyPrepare(t, c)
@@ -321,6 +336,7 @@ func TestGC(t *testing.T) {
 // TestEnter runs commands in a running pod, and refuses pods that are not
 // running.
 func TestEnter(t *testing.T) {
+	t.Parallel()
 	c := flyCtx(t)
 	p, uuid := flySleeper(c)
 	r := c.Run("enter", uuid, "/bin/sh", "-c", "echo entered; exit 5")
@@ -341,6 +357,7 @@ func TestEnter(t *testing.T) {
 
 // TestVersion prints rkt's, appc's and Go's versions.
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	out := c.RunOK("version").Stdout
 	for _, rx := range []string{`(?m)^rkt Version: \S+$`, `(?m)^appc Version: 0\.8\.\d+$`, `(?m)^Go Version: go\d`, `(?m)^Go OS/Arch: linux/\w+$`} {
@@ -354,6 +371,7 @@ func TestVersion(t *testing.T) {
 // system, local and user directories, later ones overriding earlier ones
 // field by field.
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	c := testutil.New(t)
 	write := func(dir, kind, name, content string) {
 		t.Helper()

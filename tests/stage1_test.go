@@ -46,6 +46,7 @@ func podStage1(t *testing.T, c *testutil.Ctx, uuid string) (string, string) {
 // offers. Every way but --stage1-name gets a copy of the fly stage1 with
 // its own version, so the test sees which image was used.
 func TestStage1Selection(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// setup prepares the Ctx and returns the stage1 flags.
@@ -111,6 +112,7 @@ func TestStage1Selection(t *testing.T) {
 // TestStage1Missing: every way of naming a stage1 that does not exist,
 // or is not a stage1, fails with exit code 254 and one clear line.
 func TestStage1Missing(t *testing.T) {
+	t.Parallel()
 	missing := "/nonexistent/stage1.aci"
 	tests := []struct {
 		name  string

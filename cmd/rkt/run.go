@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
 
+	"rkt.dev/rkt/stage0/image/remote"
 	"rkt.dev/rkt/stage0/run"
 )
 
@@ -31,6 +32,7 @@ type podFlags struct {
 	uuidFileSave string
 	ports        []string
 	dns          run.DNSOptions
+	pullPolicy   string
 }
 
 func (f *podFlags) register(c *cobra.Command) {
@@ -45,6 +47,7 @@ func (f *podFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.setEnvFile, "set-env-file", "", "file with NAME=VALUE lines to set for every app")
 	fl.BoolVar(&f.inheritEnv, "inherit-env", false, "give the apps rkt's own environment")
 	fl.StringVar(&f.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
+	fl.StringVar(&f.pullPolicy, "pull-policy", "new", "when to fetch images: new (only if missing), update (check for a newer one) or never")
 	fl.StringArrayVar(&f.ports, "port", nil, "forward a host port to the app port of this name: NAME:[HOSTIP:]HOSTPORT (repeatable)")
 	fl.StringSliceVar(&f.dns.Servers, "dns", nil, "name servers for the apps' resolv.conf (IPs), or host (copy the host's), or none")
 	fl.StringSliceVar(&f.dns.Search, "dns-search", nil, "DNS search domains")
@@ -130,6 +133,10 @@ func (f *podFlags) options(g *globalOptions, cmd *cobra.Command, args []string) 
 		return o, err
 	}
 	o.InsecureImage = g.insecure("image")
+	o.InsecureTLS, o.InsecureHTTP, o.TrustKeysFromHTTPS = g.insecure("tls"), g.insecure("http"), g.TrustKeysHTTPS
+	if o.PullPolicy, err = remote.ParsePullPolicy(f.pullPolicy); err != nil {
+		return o, err
+	}
 	o.Debug = g.Debug
 	o.LocalConfig = g.LocalConfig
 	o.UUIDFileSave = f.uuidFileSave
@@ -196,8 +203,11 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 pod's parent process: its exit status is the app's (or the first failing
 app's), and killing it stops the pod.
 
-IMAGE is an image file (.aci), or the name or ID of an image in the store.
-Unsigned image files need --insecure-options=image.
+IMAGE is an image file (.aci), an https:// URL of one, a name found by appc
+discovery (example.com/app:v1), docker://REGISTRY/NAME[:TAG|@DIGEST],
+oci-layout:PATH[:TAG], docker-archive:PATH, or the name or ID of an image
+in the store. ACIs must be signed by a trusted key (see 'rkt trust') unless
+--insecure-options=image; Docker and OCI images always need it.
 
 ` + appFlagsUsage,
 		Example: `  rkt run --insecure-options=image --stage1-name=fly build/images/inspector.aci -- --print-msg=hi

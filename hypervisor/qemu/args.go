@@ -15,8 +15,12 @@ type launch struct {
 	hypervisor.Config
 	// qmpSocket is the QMP monitor's Unix socket.
 	qmpSocket string
-	// agentSocket is the virtio-serial agent port's Unix socket.
+	// agentSocket is the host's Unix socket to the agent: QEMU's for the
+	// virtio-serial port, the userspace vsock device's (Firecracker
+	// protocol) for transport.UserspaceVsock.
 	agentSocket string
+	// vsockSocket is the userspace vsock device's vhost-user socket.
+	vsockSocket string
 	// cid is the guest's vsock context ID.
 	cid uint32
 	// tscKHz is the host TSC frequency passed to a TCG guest.
@@ -102,6 +106,12 @@ func args(l launch) []string {
 	switch l.Agent {
 	case transport.Vsock:
 		a = append(a, "-device", fmt.Sprintf("%s,guest-cid=%d", device("vhost-vsock"), l.cid))
+	case transport.UserspaceVsock:
+		// QEMU connects to the device's socket (in this process) at
+		// startup; guest RAM is the shared memfd above.
+		a = append(a,
+			"-chardev", "socket,id=vsock,path="+escape(l.vsockSocket),
+			"-device", userspaceVsockDevice(l.Machine)+",chardev=vsock")
 	case transport.Serial:
 		a = append(a,
 			"-device", device("virtio-serial")+",id=agentbus",

@@ -32,6 +32,7 @@ import (
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
 	"rkt.dev/rkt/internal/netns"
 )
 
@@ -111,6 +112,10 @@ func resolve(cfg hypervisor.Config) (l launch, notice string, cleanup func(), er
 	if l.Agent == "" {
 		l.Agent, _ = transport.Choose()
 	}
+	if l.Agent == transport.UserspaceVsock && !hasDevice(l.Binary, userspaceVsockDevice(l.Machine)) {
+		// The last resort; Info.Agent tells the caller.
+		l.Agent = transport.Serial
+	}
 	if l.Console == nil {
 		l.Console = io.Discard
 	}
@@ -122,8 +127,12 @@ func resolve(cfg hypervisor.Config) (l launch, notice string, cleanup func(), er
 			return launch{}, "", nil, err
 		}
 	}
-	if l.Agent == transport.Vsock {
+	switch l.Agent {
+	case transport.Vsock:
 		l.cid = randomCID()
+	case transport.UserspaceVsock:
+		// The device is private to the VM: no CID to share with others.
+		l.cid = vsock.DefaultGuestCID
 	}
 	l.vhostNet = l.Accel == hypervisor.KVM && usable("/dev/vhost-net")
 	for _, n := range l.NICs {
@@ -149,11 +158,13 @@ func resolve(cfg hypervisor.Config) (l launch, notice string, cleanup func(), er
 		cleanup = func() {
 			os.Remove(l.qmpSocket)
 			os.Remove(l.agentSocket)
+			os.Remove(l.vsockSocket)
 		}
 	}
 	l.qmpSocket = filepath.Join(dir, "qmp.sock")
 	l.agentSocket = filepath.Join(dir, "agent.sock")
-	for _, p := range []string{l.qmpSocket, l.agentSocket} {
+	l.vsockSocket = filepath.Join(dir, "vsock.sock")
+	for _, p := range []string{l.qmpSocket, l.agentSocket, l.vsockSocket} {
 		if len(p) > maxSocketPath {
 			if owned {
 				cleanup()
@@ -197,9 +208,9 @@ func validate(c hypervisor.Config) error {
 		problems = append(problems, fmt.Sprintf("unknown accelerator %q (want %s or %s)", c.Accel, hypervisor.KVM, hypervisor.TCG))
 	}
 	switch c.Agent {
-	case transport.Vsock, transport.Serial:
+	case transport.Vsock, transport.UserspaceVsock, transport.Serial:
 	default:
-		problems = append(problems, fmt.Sprintf("unknown agent transport %q (want %s or %s)", c.Agent, transport.Vsock, transport.Serial))
+		problems = append(problems, fmt.Sprintf("unknown agent transport %q (want %s, %s or %s)", c.Agent, transport.Vsock, transport.UserspaceVsock, transport.Serial))
 	}
 	for i, s := range c.Shares {
 		if s.Tag == "" || s.Socket == "" {
@@ -265,6 +276,7 @@ type vm struct {
 	console   *tail
 	stderr    *tail
 	cleanup   func()
+	uvsock    *userspaceVsock // the in-process vsock device, if any
 
 	// exited is closed once the QEMU process has been reaped; waitErr is
 	// cmd.Wait's result.
@@ -310,6 +322,14 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 	case transport.Vsock:
 		v.dialer = transport.VsockDialer{CID: l.cid, Port: transport.VsockPort}
 		v.info.AgentAddress = fmt.Sprintf("vsock cid %d port %d", l.cid, transport.VsockPort)
+	case transport.UserspaceVsock:
+		u, err := startUserspaceVsock(l)
+		if err != nil {
+			return nil, err
+		}
+		v.uvsock = u
+		v.dialer = transport.HybridVsockDialer{Path: l.agentSocket, Port: transport.VsockPort}
+		v.info.AgentAddress = fmt.Sprintf("vsock cid %d port %d through %s", l.cid, transport.VsockPort, l.agentSocket)
 	case transport.Serial:
 		v.dialer = transport.SerialDialer{Path: l.agentSocket}
 		v.info.AgentAddress = l.agentSocket
@@ -326,6 +346,7 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 		err = v.cmd.Start()
 	}
 	if err != nil {
+		v.closeDevices()
 		return nil, fmt.Errorf("starting QEMU (is the qemu-system-x86 package installed?): %w", err)
 	}
 	go func() {
@@ -342,6 +363,7 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 		if v.mon != nil {
 			v.mon.Disconnect()
 		}
+		v.closeDevices()
 		msg := v.stderr.String()
 		if strings.Contains(msg, "unable to set guest cid") {
 			return nil, fmt.Errorf("%w: %s", errCIDInUse, msg)
@@ -418,8 +440,16 @@ func (v *vm) finish() {
 	v.mon.Disconnect()
 	<-v.watchDone
 	v.state, v.err = v.classify()
+	v.closeDevices()
 	v.cleanup()
 	close(v.done)
+}
+
+// closeDevices stops the devices the driver runs in this process.
+func (v *vm) closeDevices() {
+	if v.uvsock != nil {
+		v.uvsock.close()
+	}
 }
 
 // classify turns the monitor's events and the process status into an

@@ -20,17 +20,20 @@ import (
 )
 
 // fetchImages puts every app's image in the store, fetching what is not
-// there yet (rkt run's pull policy is "new").
+// there yet (rkt run's default pull policy is "new").
 func (s *state) fetchImages() error {
 	if len(s.opts.Apps) == 0 {
 		return errors.New("no image given; usage: rkt run [flags] IMAGE [app flags] [-- args] [--- IMAGE ...]")
 	}
 	fo := FetchOptions{
-		DataDir:       s.opts.DataDir,
-		Config:        s.opts.Config,
-		PullPolicy:    remote.PullNew,
-		InsecureImage: s.opts.InsecureImage,
-		Log:           s.opts.Log,
+		DataDir:            s.opts.DataDir,
+		Config:             s.opts.Config,
+		PullPolicy:         s.opts.PullPolicy,
+		InsecureImage:      s.opts.InsecureImage,
+		InsecureTLS:        s.opts.InsecureTLS,
+		InsecureHTTP:       s.opts.InsecureHTTP,
+		TrustKeysFromHTTPS: s.opts.TrustKeysFromHTTPS,
+		Log:                s.opts.Log,
 	}
 	for _, a := range s.opts.Apps {
 		id, err := FetchImage(context.Background(), s.store, a.Image, fo)

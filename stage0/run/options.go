@@ -6,6 +6,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"rkt.dev/rkt/stage0/config"
+	"rkt.dev/rkt/stage0/image/remote"
 )
 
 // Options are what the user asked for on the command line.
@@ -26,6 +27,12 @@ type Options struct {
 	Env []types.EnvironmentVariable
 	// InsecureImage accepts images without a verifiable signature.
 	InsecureImage bool
+	// InsecureTLS and InsecureHTTP relax fetching (--insecure-options=tls,http).
+	InsecureTLS, InsecureHTTP bool
+	// TrustKeysFromHTTPS trusts keys discovery finds over HTTPS.
+	TrustKeysFromHTTPS bool
+	// PullPolicy decides when images are fetched; zero means new.
+	PullPolicy remote.PullPolicy
 	// Run-time settings passed to stage1.
 	Net         string
 	Hostname    string

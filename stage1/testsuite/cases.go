@@ -39,6 +39,7 @@ func testExitCode(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			_, uuid := e.runInspector(tt.want, nil, tt.args...)
 			e.checkStatus(uuid, map[string]int{"inspector": tt.want})
 		})
@@ -117,6 +118,7 @@ func testUserGroup(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			args := append(append([]string{tt.image}, tt.flags...), "--", "--print-user")
 			r, _ := e.run(args...)
 			if tt.wantError != "" {
@@ -153,6 +155,7 @@ func testWorkingDir(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			r, _ := e.run(append(append([]string{tt.image}, tt.flags...), "--", "--print-cwd")...)
 			if r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "cwd="+tt.want) {
 				t.Errorf("want cwd=%s; got %v", tt.want, r)
@@ -175,6 +178,7 @@ func testExec(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			r, _ := e.run(append([]string{e.inspector}, tt.app...)...)
 			if r.ExitCode != 0 || !testutil.HasLine(r.Stdout, tt.want) {
 				t.Errorf("want output %q; got %v", tt.want, r)
@@ -253,6 +257,7 @@ func testTwoApps(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			r, uuid := e.run(
 				e.inspector, "--name=first", "--", "--print-msg=msg-first", "--exit-code="+itoa(tt.first), "---",
 				e.inspector, "--name=second", "--", "--print-msg=msg-second", "--exit-code="+itoa(tt.second))
@@ -284,6 +289,7 @@ func testEnter(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			r := e.Run(append([]string{"enter"}, tt.args...)...)
 			if r.ExitCode != tt.want {
 				t.Errorf("exit code %d, want %d: %v", r.ExitCode, tt.want, r)
@@ -312,6 +318,7 @@ func testStop(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			p, uuid := e.startSleeper(nil)
 			if st := e.Status(uuid); st["state"] != "running" {
 				t.Errorf("state=%q before stop, want running", st["state"])
@@ -355,6 +362,7 @@ func testInteractive(t *testing.T, e *env) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
 			a := append(append([]string{}, tt.flags...), e.inspector, "--", "--print-stdin", "--print-msg=end-of-stdin")
 			cmd := e.Cmd(e.runArgs(e.UUIDFile(), a...)...)
 			cmd.Stdin = strings.NewReader("line one\nline two\n")

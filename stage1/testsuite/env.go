@@ -31,6 +31,13 @@ func newEnv(t *testing.T, f Flavor) *env {
 	return e
 }
 
+// sub returns the env for a subtest t (see testutil.Ctx.For).
+func (e *env) sub(t *testing.T) *env {
+	cp := *e
+	cp.Ctx, cp.t = e.Ctx.For(t), t
+	return &cp
+}
+
 // runArgs is a complete `rkt run` command line: the flavor's flags, a
 // --uuid-file-save, then args (pod flags, images, app flags and
 // arguments).
@@ -63,7 +70,8 @@ func (e *env) runInspector(want int, podFlags []string, args ...string) (testuti
 }
 
 // startSleeper starts an inspector pod that runs appArgs and then sleeps,
-// and returns once the app is sleeping, with the pod's UUID. The harness
+// and returns once the app is sleeping and the pod shows its pid (which
+// stop and enter need), with the pod's UUID. The harness
 // kills the rkt process if the test ends first.
 func (e *env) startSleeper(podFlags []string, appArgs ...string) (*testutil.Process, string) {
 	e.t.Helper()
@@ -72,7 +80,9 @@ func (e *env) startSleeper(podFlags []string, appArgs ...string) (*testutil.Proc
 	a = append(append(a, appArgs...), "--sleep=1h")
 	p := e.Start(e.runArgs(f, a...)...)
 	p.Expect(`sleeping=`)
-	return p, e.ReadUUID(f)
+	uuid := e.ReadUUID(f)
+	e.WaitPID(uuid)
+	return p, uuid
 }
 
 // checkStatus fails the test unless `rkt status` shows an exited pod with

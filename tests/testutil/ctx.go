@@ -67,6 +67,16 @@ func New(t testing.TB) *Ctx {
 	return c
 }
 
+// For returns a view of the Ctx for the subtest t: the same directories,
+// but failures are reported to t, and processes it starts are killed
+// when t ends. A subtest must use it instead of its parent's Ctx, since
+// calling t.Fatal of a parent test from a subtest is not allowed.
+func (c *Ctx) For(t testing.TB) *Ctx {
+	sub := *c
+	sub.t = t
+	return &sub
+}
+
 // DataDir is the --dir of every command, for tests that inspect the pod
 // and image store layout.
 func (c *Ctx) DataDir() string { return filepath.Join(c.root, "data") }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"rkt.dev/rkt/internal/mountinfo"
 )
@@ -76,6 +77,28 @@ func (c *Ctx) Fetch(image string) string {
 func (c *Ctx) Status(uuid string) map[string]string {
 	c.t.Helper()
 	return ParseKV(c.RunOK("status", uuid).Stdout)
+}
+
+// WaitPID waits until `rkt status` shows the running pod's pid (a stage1
+// writes it once the pod's app started, which may be after the app's
+// first output) and returns it. It fails the test if the pod stops
+// running first, or after Timeout.
+func (c *Ctx) WaitPID(uuid string) int {
+	c.t.Helper()
+	deadline := time.Now().Add(c.Timeout)
+	for {
+		st := c.Status(uuid)
+		if pid, err := strconv.Atoi(st["pid"]); err == nil && pid > 0 {
+			return pid
+		}
+		if st["state"] != "running" {
+			c.t.Fatalf("pod %s is %s without ever showing a pid", uuid, st["state"])
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("pod %s showed no pid within %v", uuid, c.Timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // PodEntries returns the pod directories under the data directory as

@@ -1,8 +1,10 @@
 package docker
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -203,6 +205,9 @@ func platformImage(idx v1.ImageIndex, raw string) (v1.Image, error) {
 func (o *Options) remoteOptions(ctx context.Context) []ggremote.Option {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if o.InsecureTLS {
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
 		t.TLSClientConfig.InsecureSkipVerify = true
 	}
 	opts := []ggremote.Option{
@@ -431,7 +436,12 @@ func (o *Options) squashImport(files []string, manifest func(map[string][]byte) 
 	pr, pw := io.Pipe()
 	squashErr := make(chan error, 1)
 	go func() {
-		err := squash(pw, files, manifest)
+		// Batched writes: an io.Pipe hands over every write separately.
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		err := squash(bw, files, manifest)
+		if err == nil {
+			err = bw.Flush()
+		}
 		pw.CloseWithError(err)
 		squashErr <- err
 	}()

@@ -1,0 +1,159 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"rkt.dev/rkt/hypervisor"
+	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/kernel/initramfs"
+	"rkt.dev/rkt/tests/vsockguest/wire"
+)
+
+func TestArgsUserspaceVsock(t *testing.T) {
+	tests := []struct {
+		machine hypervisor.Machine
+		device  string
+	}{
+		{hypervisor.MicroVM, "vhost-user-vsock-device,chardev=vsock"},
+		{hypervisor.Q35, "vhost-user-vsock-pci,chardev=vsock"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.machine), func(t *testing.T) {
+			argv := args(launch{
+				Config: hypervisor.Config{
+					Kernel: "/k/vmlinux", Initrd: "/k/initrd.gz", MemoryMiB: 256, VCPUs: 1,
+					Machine: tt.machine, Accel: hypervisor.TCG, Agent: transport.UserspaceVsock,
+				},
+				qmpSocket: "/run/rkt/x/qmp.sock", agentSocket: "/run/rkt/x/agent.sock",
+				vsockSocket: "/run/rkt/x,y/vsock.sock", cid: 3,
+			})
+			if !slices.Contains(option(argv, "-chardev"), "socket,id=vsock,path=/run/rkt/x,,y/vsock.sock") {
+				t.Errorf("no vhost-user chardev in %q", option(argv, "-chardev"))
+			}
+			if !slices.Contains(option(argv, "-device"), tt.device) {
+				t.Errorf("no %s in %q", tt.device, option(argv, "-device"))
+			}
+			// vhost-user maps guest RAM: it must be a shared memfd.
+			if !slices.Contains(option(argv, "-object"), "memory-backend-memfd,id=mem,size=256M,share=on") {
+				t.Errorf("guest RAM is not a shared memfd: %q", option(argv, "-object"))
+			}
+			for _, a := range argv {
+				if strings.Contains(a, "vhost-vsock") || strings.Contains(a, "virtserialport") {
+					t.Errorf("argument %q of another transport", a)
+				}
+			}
+		})
+	}
+}
+
+func TestHasDevice(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "qemu")
+	script := "#!/bin/sh\necho 'name \"vhost-user-vsock-device\", bus virtio-bus'\necho 'name \"virtio-rng-pci\", bus PCI'\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		binary, device string
+		want           bool
+	}{
+		{fake, "vhost-user-vsock-device", true},
+		{fake, "vhost-user-vsock-pci", false},
+		{fake, "vhost-user-vsock", false},
+		{filepath.Join(dir, "missing"), "vhost-user-vsock-device", false},
+	}
+	for _, tt := range tests {
+		if got := hasDevice(tt.binary, tt.device); got != tt.want {
+			t.Errorf("hasDevice(%s, %s) = %v, want %v", filepath.Base(tt.binary), tt.device, got, tt.want)
+		}
+	}
+}
+
+var (
+	vsockguestOnce sync.Once
+	vsockguestPath string
+	vsockguestErr  error
+)
+
+// vsockguestInitrd packs tests/vsockguest as /init, next to (and removed
+// with) floorinit's initramfs.
+func vsockguestInitrd(t *testing.T) string {
+	t.Helper()
+	floorInitrd(t) // makes initrdDir, which TestMain removes
+	vsockguestOnce.Do(func() {
+		bin := filepath.Join(initrdDir, "vsockguest")
+		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/vsockguest")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			vsockguestErr = &buildError{err: err, out: out}
+			return
+		}
+		vsockguestPath = filepath.Join(initrdDir, "vsockguest.gz")
+		f, err := os.Create(vsockguestPath)
+		if err != nil {
+			vsockguestErr = err
+			return
+		}
+		defer f.Close()
+		vsockguestErr = initramfs.Write(f, initramfs.Standard(bin))
+	})
+	if vsockguestErr != nil {
+		t.Fatalf("building the vsockguest initramfs: %v", vsockguestErr)
+	}
+	return vsockguestPath
+}
+
+// TestAgentUserspaceVsock boots a VM whose agent channel is the
+// in-process vsock device and talks to the guest through DialAgent, as
+// stage1-kvm does.
+func TestAgentUserspaceVsock(t *testing.T) {
+	for _, machine := range []hypervisor.Machine{hypervisor.MicroVM, hypervisor.Q35} {
+		t.Run(string(machine), func(t *testing.T) {
+			initrd := vsockguestInitrd(t)
+			dir := shortTempDir(t)
+			vm, con, _ := boot(t, "", func(c *hypervisor.Config) {
+				c.Initrd, c.Machine, c.Agent, c.RuntimeDir = initrd, machine, transport.UserspaceVsock, dir
+			})
+			if info := vm.Info(); info.Agent != transport.UserspaceVsock || !strings.Contains(info.AgentAddress, "agent.sock") {
+				t.Fatalf("Info: agent %s at %q", info.Agent, info.AgentAddress)
+			}
+			for i := range 2 {
+				ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+				conn, err := vm.DialAgent(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("DialAgent #%d: %v\nconsole:\n%s", i+1, err, con)
+				}
+				conn.SetDeadline(time.Now().Add(bootTimeout))
+				msg := fmt.Sprintf("ping %d", i)
+				fmt.Fprintf(conn, "ECHO\n%s\n", msg)
+				got, err := bufio.NewReader(conn).ReadString('\n')
+				conn.Close()
+				if err != nil || got != msg+"\n" {
+					t.Fatalf("echo #%d = %q, %v\nconsole:\n%s", i+1, got, err, con)
+				}
+			}
+			con.waitFor(t, wire.Marker)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := vm.Stop(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			waitExit(t, vm)
+			// The device's sockets go with the VM.
+			if left, _ := filepath.Glob(filepath.Join(dir, "*.sock")); len(left) != 0 {
+				t.Errorf("sockets left behind: %v", left)
+			}
+		})
+	}
+}

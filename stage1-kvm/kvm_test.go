@@ -1,0 +1,16 @@
+package main
+
+import (
+	"testing"
+
+	"rkt.dev/rkt/stage1/testsuite"
+)
+
+// TestConformance runs the stage1 conformance suite against the kvm flavor
+// (build/stage1-kvm.aci): every case boots real VMs under QEMU. It skips
+// without root or a build, like every functional test (see tests/testutil).
+// --net=none keeps the suite independent of CNI; networking has its own
+// tests (tests/network_test.go).
+func TestConformance(t *testing.T) {
+	testsuite.Run(t, testsuite.Flavor{Name: "kvm", RunArgs: []string{"--net=none"}, Parallel: true})
+}
