@@ -1,5 +1,5 @@
-// Command mkinitramfs writes the KVM stage1 guest's initramfs: a gzip
-// compressed newc cpio archive with the given binary as /init, the standard
+// Command mkinitramfs writes the KVM stage1 guest's initramfs: an
+// uncompressed newc cpio archive with the given binary as /init, the standard
 // mount points and device nodes (see kernel/initramfs), and extra files.
 //
 //	mkinitramfs -init BIN -o OUT [-add SRC:DEST ...]
