@@ -4,39 +4,33 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/internal/netns"
 )
 
 // createNetns makes a new network namespace and bind-mounts it at path, so
 // it lives on without any process in it until removeNetns.
 //
 // unshare(CLONE_NEWNET) only moves the calling thread, so this runs on a
-// locked thread that is thrown away afterwards rather than returned to the
-// Go scheduler in a foreign namespace.
+// locked thread, which is then moved back (netns.Do's creation twin). The
+// thread must not simply be thrown away: a child the stage1 started
+// earlier from it (virtiofsd, with a parent-death signal) would be killed.
 func createNetns(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		return fmt.Errorf("creating network namespace file %s: %w", path, err)
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread dies with this goroutine.
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-			return
-		}
+	err = netns.New(func() error {
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind-mounting the network namespace on %s: %w", path, err)
-			return
+			return fmt.Errorf("bind-mounting the network namespace on %s: %w", path, err)
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		os.Remove(path)
 		return err
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/containerd/ttrpc"
 
 	"rkt.dev/rkt/guest-agent/api"
 	"rkt.dev/rkt/stage1"
@@ -39,7 +42,14 @@ func stop(args []string) error {
 	defer client.Close()
 	ctx, cancel = context.WithTimeout(context.Background(), stopGrace+stopSlack)
 	defer cancel()
-	if _, err := agent.Shutdown(ctx, &api.ShutdownRequest{GracePeriodMs: uint32(stopGrace.Milliseconds())}); err != nil {
+	_, err = agent.Shutdown(ctx, &api.ShutdownRequest{GracePeriodMs: uint32(stopGrace.Milliseconds())})
+	if errors.Is(err, ttrpc.ErrClosed) {
+		// The pod went down while the answer was on its way: the run
+		// process saw the apps exit and powered the VM off, closing
+		// the proxy. That is the stop succeeding.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("stopping pod %s: %w; to kill it anyway use rkt stop --force", flags.UUID, err)
 	}
 	return nil

@@ -343,12 +343,3 @@ func TestKVMGuestFailures(t *testing.T) {
 		})
 	}
 }
-
-func TestKVMRefusesNetworking(t *testing.T) {
-	k := newKVM(t)
-	r, uuid := k.run(nil, "--net=default", k.Image("inspector"))
-	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "only --net=none") {
-		t.Errorf("rkt run --net=default with kvm: %v; want a clear refusal", r)
-	}
-	k.checkReleased(uuid)
-}

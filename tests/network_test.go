@@ -149,7 +149,8 @@ func TestNetKVMServeHTTPAndPort(t *testing.T) {
 func TestNetKVMModes(t *testing.T) {
 	n := newNetPod(t)
 	// An address in the test's namespace that only a routed pod reaches.
-	n.sh("ip link add rkt-outside type dummy && ip addr add 10.199.0.1/32 dev rkt-outside && ip link set rkt-outside up")
+	// (A veth pair, since the host kernel may lack the dummy driver.)
+	n.sh("ip link add rkt-out0 type veth peer name rkt-out1 && ip addr add 10.199.0.1/32 dev rkt-out0 && ip link set rkt-out0 up && ip link set rkt-out1 up")
 	confDir := filepath.Join(n.LocalConfigDir(), "net.d")
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,20 @@ import (
 	"runtime"
 
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
+
+// New runs fn on a thread that has just entered a new, empty network
+// namespace (fn typically bind-mounts it somewhere to keep it), then
+// returns the thread to the namespace it came from, like Do.
+func New(fn func() error) error {
+	return onThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
+		}
+		return nil
+	}, fn)
+}
 
 // Do runs fn on a thread that has joined the network namespace at path,
 // then returns the thread to the namespace it came from. If the thread
@@ -21,6 +34,22 @@ import (
 // goroutine parks forever, keeping the thread (and any child it started)
 // alive and out of use.
 func Do(path string, fn func() error) error {
+	return onThread(func() error {
+		target, err := vnetns.GetFromPath(path)
+		if err != nil {
+			return fmt.Errorf("opening network namespace %s: %w", path, err)
+		}
+		defer target.Close()
+		if err := vnetns.Set(target); err != nil {
+			return fmt.Errorf("joining network namespace %s: %w", path, err)
+		}
+		return nil
+	}, fn)
+}
+
+// onThread runs enter and then fn on a locked thread, and puts the thread
+// back in its original network namespace afterwards (see Do).
+func onThread(enter func() error, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -31,16 +60,14 @@ func Do(path string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := vnetns.GetFromPath(path)
-		if err != nil {
+		if err := enter(); err != nil {
+			// enter may have failed halfway; restore before reuse.
+			if vnetns.Set(orig) != nil {
+				errc <- err
+				select {}
+			}
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("opening network namespace %s: %w", path, err)
-			return
-		}
-		defer target.Close()
-		if err := vnetns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("joining network namespace %s: %w", path, err)
+			errc <- err
 			return
 		}
 		errc <- fn()
