@@ -13,32 +13,16 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-
+	"rkt.dev/rkt/stage1"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
 func main() {
 	supervisor.RunHelperIfRequested()
-	var err error
-	code := 0
-	switch name := filepath.Base(os.Args[0]); name {
-	case "init", "run":
-		code, err = runPod(os.Args[1:])
-	case "enter":
-		code, err = enter(os.Args[1:])
-	case "stop":
-		err = stop(os.Args[1:])
-	case "gc":
-		err = gc(os.Args[1:])
-	default:
-		err = fmt.Errorf("unknown entrypoint %q; run me as init, enter, stop or gc", name)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1-fly: %v\n", err)
-		os.Exit(254)
-	}
-	os.Exit(code)
+	stage1.Main("stage1-fly", map[string]stage1.Command{
+		"init":  runPod,
+		"enter": enter,
+		"stop":  stage1.NoCode(stop),
+		"gc":    stage1.NoCode(gc),
+	})
 }

@@ -18,16 +18,16 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
+
+	"rkt.dev/rkt/stage1"
 )
 
 // Exit codes of the run entrypoint besides the apps' own.
 const (
 	// exitStage1Failure: the pod could not be run or its VM failed (a
 	// crashed guest, an agent that stopped answering).
-	exitStage1Failure = 254
+	exitStage1Failure = stage1.ExitFailure
 	// exitForceStopped: `rkt stop --force` killed the VM (128+SIGKILL, as
 	// for a killed process).
 	exitForceStopped = 137
@@ -37,25 +37,10 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == roHelperArg {
 		runReadOnlyHelper(os.Args[2:])
 	}
-	var err error
-	code := 0
-	switch name := filepath.Base(os.Args[0]); name {
-	case "init", "run":
-		code, err = runPod(os.Args[1:])
-	case "enter":
-		code, err = enter(os.Args[1:])
-	case "stop":
-		err = stop(os.Args[1:])
-	case "gc":
-		err = gc(os.Args[1:])
-	default:
-		err = fmt.Errorf("unknown entrypoint %q; run me as init, enter, stop or gc", name)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1-kvm: %v\n", err)
-		if code == 0 {
-			code = exitStage1Failure
-		}
-	}
-	os.Exit(code)
+	stage1.Main("stage1-kvm", map[string]stage1.Command{
+		"init":  runPod,
+		"enter": enter,
+		"stop":  stage1.NoCode(stop),
+		"gc":    stage1.NoCode(gc),
+	})
 }

@@ -18,41 +18,26 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
+	"rkt.dev/rkt/stage1"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
 func main() {
 	supervisor.RunHelperIfRequested()
-	var err error
-	code := 0
-	name := filepath.Base(os.Args[0])
-	args := os.Args[1:]
-	if name == insideBinaryName && len(args) > 0 {
-		name, args = args[0], args[1:]
+	// Inside the container the binary is started by its own name with
+	// the command as the first argument (see nspawnArgs).
+	if filepath.Base(os.Args[0]) == insideBinaryName && len(os.Args) > 1 {
+		os.Args = os.Args[1:]
 	}
-	switch name {
-	case "init", "run":
-		code, err = runPod(args)
-	case "enter":
-		err = enter(args)
-	case "stop":
-		err = stop(args)
-	case "gc":
-		err = gc(args)
-	case "pod-init":
-		code, err = podInit()
-	case "app-enter":
-		code, err = appEnter(args)
-	default:
-		err = fmt.Errorf("unknown entrypoint %q; run me as init, enter, stop or gc", name)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1-nspawn: %v\n", err)
-		os.Exit(254)
-	}
-	os.Exit(code)
+	stage1.Main("stage1-nspawn", map[string]stage1.Command{
+		"init":      runPod,
+		"enter":     stage1.NoCode(enter),
+		"stop":      stage1.NoCode(stop),
+		"gc":        stage1.NoCode(gc),
+		"pod-init":  func([]string) (int, error) { return podInit() },
+		"app-enter": appEnter,
+	})
 }

@@ -243,8 +243,10 @@ func testVolumeEmptyShared(t *testing.T, e *env) {
 	e.checkStatus(uuid, map[string]int{"writer": 0, "reader": 0})
 }
 
-// testTwoApps: both apps of a pod run; the pod's exit code is the first
-// failing app's (in command-line order), and status shows every app's.
+// testTwoApps: both apps of a pod run and their output reaches rkt's
+// stdout, even a last line without a newline; the pod's exit code is the
+// first failing app's (in command-line order), and status shows every
+// app's.
 func testTwoApps(t *testing.T, e *env) {
 	tests := []struct {
 		name          string
@@ -260,7 +262,9 @@ func testTwoApps(t *testing.T, e *env) {
 			e := e.sub(t)
 			r, uuid := e.run(
 				e.inspector, "--name=first", "--", "--print-msg=msg-first", "--exit-code="+itoa(tt.first), "---",
-				e.inspector, "--name=second", "--", "--print-msg=msg-second", "--exit-code="+itoa(tt.second))
+				// The second app's output ends without a newline, which
+				// must not be lost.
+				e.inspector, "--name=second", "--exec=/bin/sh", "--", "-c", "printf msg-second; exit "+itoa(tt.second))
 			if r.ExitCode != tt.want {
 				t.Errorf("exit code %d, want %d: %v", r.ExitCode, tt.want, r)
 			}
