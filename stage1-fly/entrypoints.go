@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 
+	"rkt.dev/rkt/internal/procstat"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -76,24 +76,10 @@ func sendSignal(pid int, sig syscall.Signal) error {
 	return nil
 }
 
-// parentPID reads a process's parent from /proc/PID/stat.
+// parentPID is a process's parent.
 func parentPID(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may contain spaces and parentheses; the
-	// fields after its closing parenthesis are fixed.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	return strconv.Atoi(f[1])
+	st, err := procstat.Read(pid)
+	return st.PPID, err
 }
 
 // childrenOf lists the direct children of pid.

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/internal/procstat"
 )
 
 // runtimeRoot holds one directory per running kvm pod with its sockets and
@@ -91,24 +92,10 @@ func procOf(pid int, what string) (hostProc, error) {
 	return hostProc{PID: pid, StartTime: st, What: what}, nil
 }
 
-// startTime reads field 22 of /proc/PID/stat.
+// startTime is a process's start time in clock ticks since boot.
 func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses; the
-	// fields after its last ")" are fixed, starting with field 3.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+	st, err := procstat.Read(pid)
+	return st.StartTime, err
 }
 
 // killTimeout bounds the wait for a SIGKILLed process to be gone.
