@@ -24,7 +24,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-
 	"flag"
 	"fmt"
 	"io"
@@ -34,7 +33,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -44,6 +42,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"rkt.dev/rkt/tests/bench/benchutil"
 )
 
 func main() {
@@ -70,9 +70,6 @@ type options struct {
 }
 
 func run(o options) error {
-	if o.runs < 5 {
-		return fmt.Errorf("-runs must be at least 5, not %d", o.runs)
-	}
 	if o.sizeMiB < 50 {
 		return fmt.Errorf("-size must be at least 50 (MiB), not %d", o.sizeMiB)
 	}
@@ -122,28 +119,9 @@ func run(o options) error {
 		defer os.RemoveAll(dir)
 		return timed(exec.Command(o.rkt, "--dir="+dir, "--insecure-options=image", "fetch", "docker://"+ref), o.verbose)
 	}
-	// Warm-up, not counted: the registry's files enter the page cache.
-	for _, f := range []func() (time.Duration, error){skopeo, rkt} {
-		if _, err := f(); err != nil {
-			return err
-		}
-	}
-	var as, bs []time.Duration
-	for i := range o.runs {
-		a, err := skopeo()
-		if err != nil {
-			return err
-		}
-		b, err := rkt()
-		if err != nil {
-			return err
-		}
-		as, bs = append(as, a), append(bs, b)
-		fmt.Fprintf(os.Stderr, "run %d: skopeo copy %s, rkt fetch %s\n", i+1, a.Round(time.Millisecond), b.Round(time.Millisecond))
-	}
-	ma, mb := median(as), median(bs)
-	fmt.Printf("BENCH docker-pull %.3fs %.3fs ratio=%.2f\n", mb.Seconds(), ma.Seconds(), mb.Seconds()/ma.Seconds())
-	return nil
+	// The warm-up runs (not counted) bring the registry's files into the
+	// page cache.
+	return benchutil.Compare(o.runs, os.Stderr, benchutil.Pair{Name: "docker-pull", A: skopeo, B: rkt})
 }
 
 // timed runs cmd and returns how long it took; verbose shows its output.
@@ -326,13 +304,4 @@ func imageSize(img v1.Image) (int64, int) {
 		}
 	}
 	return total, len(ls)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration{}, ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

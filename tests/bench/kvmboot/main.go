@@ -24,16 +24,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/qemu"
+	"rkt.dev/rkt/tests/bench/benchutil"
 )
 
 func main() {
 	var o options
-	flag.IntVar(&o.runs, "runs", 5, "measured runs of each (at least 5)")
+	flag.IntVar(&o.runs, "runs", benchutil.MinRuns, "measured runs of each")
 	flag.StringVar(&o.kernel, "kernel", "build/kernel/vmlinux", "guest kernel")
 	flag.StringVar(&o.floorInitrd, "floor-initrd", "build/bench/floor-initrd.img", "initramfs with tests/bench/floorinit as /init")
 	flag.StringVar(&o.rkt, "rkt", "build/bin/rkt", "rkt binary")
@@ -54,9 +54,6 @@ type options struct {
 }
 
 func run(o options) error {
-	if o.runs < 5 {
-		return fmt.Errorf("-runs must be at least 5, not %d", o.runs)
-	}
 	dir, err := os.MkdirTemp("", "rkt-bench-")
 	if err != nil {
 		return err
@@ -65,30 +62,11 @@ func run(o options) error {
 		exec.Command(o.rkt, "--dir="+dir, "gc", "--grace-period=0s").Run()
 		os.RemoveAll(dir)
 	}()
-	floor := func() (time.Duration, error) { return bootFloor(o) }
-	pod := func() (time.Duration, error) { return runPod(o, dir) }
-	// Warm-up, not counted: the first rkt run imports and renders images.
-	for _, f := range []func() (time.Duration, error){floor, pod} {
-		if _, err := f(); err != nil {
-			return err
-		}
-	}
-	var as, bs []time.Duration
-	for i := 0; i < o.runs; i++ {
-		a, err := floor()
-		if err != nil {
-			return err
-		}
-		b, err := pod()
-		if err != nil {
-			return err
-		}
-		as, bs = append(as, a), append(bs, b)
-		fmt.Fprintf(os.Stderr, "run %d: floor %s, rkt run %s\n", i+1, a.Round(time.Millisecond), b.Round(time.Millisecond))
-	}
-	ma, mb := median(as), median(bs)
-	fmt.Printf("BENCH kvm-boot %.3fs %.3fs ratio=%.2f\n", mb.Seconds(), ma.Seconds(), mb.Seconds()/ma.Seconds())
-	return nil
+	return benchutil.Compare(o.runs, os.Stderr, benchutil.Pair{
+		Name: "kvm-boot",
+		A:    func() (time.Duration, error) { return bootFloor(o) },
+		B:    func() (time.Duration, error) { return runPod(o, dir) },
+	})
 }
 
 // bootFloor boots the kernel with floorinit and waits for its power-off.
@@ -123,13 +101,4 @@ func runPod(o options, dir string) (time.Duration, error) {
 		return 0, fmt.Errorf("rkt run: %v\n%s", err, out)
 	}
 	return d, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration{}, ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -29,9 +29,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
+
+	"rkt.dev/rkt/tests/bench/benchutil"
 )
 
 func main() {
@@ -51,20 +52,7 @@ type options struct {
 	rkt, image string
 }
 
-// measure is one timed command.
-type measure func() (time.Duration, error)
-
-// pair is a benchmark: rkt (b) against its peer (a).
-type pair struct {
-	name   string
-	a, b   measure
-	as, bs []time.Duration
-}
-
 func run(o options) error {
-	if o.runs < 5 {
-		return fmt.Errorf("-runs must be at least 5, not %d", o.runs)
-	}
 	if _, err := exec.LookPath("runc"); err != nil {
 		return fmt.Errorf("runc is not installed (apt-get install runc; scripts/install-deps does)")
 	}
@@ -83,7 +71,7 @@ func run(o options) error {
 		return err
 	}
 	rootfs := filepath.Join(bundle, "rootfs")
-	rktRun := func(flavor string, extra ...string) measure {
+	rktRun := func(flavor string, extra ...string) benchutil.Measure {
 		args := append([]string{"--dir=" + data, "run", "--stage1-name=" + flavor}, extra...)
 		args = append(args, id, "--exec=/bin/true")
 		return func() (time.Duration, error) { return timed(o.rkt, args...) }
@@ -93,37 +81,10 @@ func run(o options) error {
 		n++
 		return timed("runc", "--root="+filepath.Join(dir, "runc"), "run", "--bundle="+bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), n))
 	}
-	pairs := []*pair{
-		{name: "nspawn-vs-runc", a: runcRun, b: rktRun("nspawn", "--net=none")},
-		{name: "fly-vs-chroot", a: func() (time.Duration, error) { return timed("chroot", rootfs, "/bin/true") }, b: rktRun("fly")},
-	}
-	// Warm-up, not counted: the first rkt run renders the stage1's tree.
-	for _, p := range pairs {
-		for _, m := range []measure{p.a, p.b} {
-			if _, err := m(); err != nil {
-				return err
-			}
-		}
-	}
-	for i := 0; i < o.runs; i++ {
-		for _, p := range pairs {
-			a, err := p.a()
-			if err != nil {
-				return err
-			}
-			b, err := p.b()
-			if err != nil {
-				return err
-			}
-			p.as, p.bs = append(p.as, a), append(p.bs, b)
-			fmt.Fprintf(os.Stderr, "run %d %s: peer %s, rkt %s\n", i+1, p.name, a.Round(time.Millisecond), b.Round(time.Millisecond))
-		}
-	}
-	for _, p := range pairs {
-		ma, mb := median(p.as), median(p.bs)
-		fmt.Printf("BENCH %s %.3fs %.3fs ratio=%.2f\n", p.name, mb.Seconds(), ma.Seconds(), mb.Seconds()/ma.Seconds())
-	}
-	return nil
+	return benchutil.Compare(o.runs, os.Stderr,
+		benchutil.Pair{Name: "nspawn-vs-runc", A: runcRun, B: rktRun("nspawn", "--net=none")},
+		benchutil.Pair{Name: "fly-vs-chroot", A: func() (time.Duration, error) { return timed("chroot", rootfs, "/bin/true") }, B: rktRun("fly")},
+	)
 }
 
 // makeBundle renders the busybox image into an OCI bundle: the rootfs
@@ -173,13 +134,4 @@ func timed(name string, args ...string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return d, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration{}, ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -8,8 +8,8 @@
 //	BENCH vsock-rtt <userspace> <serial> ratio=<userspace/serial>
 //	BENCH vsock-throughput <userspace> <serial> ratio=<userspace/serial>
 //
-// Round-trip time is the median over -rounds 64-byte echoes, after a second
-// of unmeasured echoes that lets the freshly booted guest settle (lower is
+// Round-trip time is the median over -rounds 64-byte echoes, after as many
+// unmeasured ones that let the freshly booted guest settle (lower is
 // better); throughput is host-to-guest MiB/s writing -mib MiB in 1 MiB
 // messages, checksummed by the guest (higher is better). The transports
 // take turns, -runs VMs each, and each figure is the median of its runs:
@@ -121,35 +121,30 @@ func measure(o options, kind transport.Kind) (result, error) {
 	if got := vm.Info().Agent; got != kind {
 		return result{}, fmt.Errorf("asked for %s, the driver chose %s", kind, got)
 	}
-	var r result
-	if r.rtt, err = roundTrips(ctx, vm, o.rounds); err != nil {
-		return result{}, fmt.Errorf("%s round trips: %w", kind, err)
-	}
-	if r.throughput, err = throughput(ctx, vm, o.mib); err != nil {
-		return result{}, fmt.Errorf("%s throughput: %w", kind, err)
-	}
-	return r, nil
-}
-
-func dial(ctx context.Context, vm hypervisor.VM) (net.Conn, error) {
+	// One connection for everything: virtio-serial carries a single
+	// stream, and a guest may not notice a disconnect before the next
+	// connection's bytes arrive.
 	c, err := vm.DialAgent(ctx)
 	if err != nil {
-		return nil, err
+		return result{}, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	c.SetDeadline(dl)
+	r := bufio.NewReader(c)
+	var res result
+	if res.rtt, err = roundTrips(c, r, o.rounds); err != nil {
+		return result{}, fmt.Errorf("%s round trips: %w", kind, err)
 	}
-	return c, nil
+	if res.throughput, err = throughput(c, r, o.mib); err != nil {
+		return result{}, fmt.Errorf("%s throughput: %w", kind, err)
+	}
+	return res, nil
 }
 
 // roundTrips returns the median time of a 64-byte echo.
-func roundTrips(ctx context.Context, vm hypervisor.VM, n int) (time.Duration, error) {
-	c, err := dial(ctx, vm)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "ECHO\n"); err != nil {
+func roundTrips(c net.Conn, r io.Reader, n int) (time.Duration, error) {
+	if _, err := fmt.Fprintf(c, "ECHO %d\n", 2*n*64); err != nil {
 		return 0, err
 	}
 	msg, got := make([]byte, 64), make([]byte, 64)
@@ -159,7 +154,7 @@ func roundTrips(ctx context.Context, vm hypervisor.VM, n int) (time.Duration, er
 		if _, err := c.Write(msg); err != nil {
 			return 0, err
 		}
-		if _, err := io.ReadFull(c, got); err != nil {
+		if _, err := io.ReadFull(r, got); err != nil {
 			return 0, err
 		}
 		if got[0] != byte(i) {
@@ -167,13 +162,14 @@ func roundTrips(ctx context.Context, vm hypervisor.VM, n int) (time.Duration, er
 		}
 		return time.Since(start), nil
 	}
-	for settle := time.Now().Add(time.Second); time.Now().Before(settle); {
-		if _, err := echo(0); err != nil {
+	for i := range n {
+		if _, err := echo(i); err != nil {
 			return 0, err
 		}
 	}
 	times := make([]time.Duration, n)
 	for i := range times {
+		var err error
 		if times[i], err = echo(i); err != nil {
 			return 0, err
 		}
@@ -184,12 +180,7 @@ func roundTrips(ctx context.Context, vm hypervisor.VM, n int) (time.Duration, er
 
 // throughput sends mib MiB in 1 MiB writes and returns MiB/s, once the
 // guest has confirmed the checksum.
-func throughput(ctx context.Context, vm hypervisor.VM, mib int) (float64, error) {
-	c, err := dial(ctx, vm)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
+func throughput(c net.Conn, r *bufio.Reader, mib int) (float64, error) {
 	total := int64(mib) << 20
 	if _, err := fmt.Fprintf(c, "SINK %d\n", total); err != nil {
 		return 0, err
@@ -205,7 +196,7 @@ func throughput(ctx context.Context, vm hypervisor.VM, mib int) (float64, error)
 			return 0, err
 		}
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("reading the guest's checksum: %w", err)
