@@ -79,7 +79,10 @@ func (n *netPod) sh(script string) string {
 func (n *netPod) hostState() string {
 	n.t.Helper()
 	links := n.sh("ip -o link | cut -d: -f2")
-	rules := n.sh("iptables-save | grep -v '^#' | grep -v '^:' | sort")
+	// The portmap plugin's shared chains (CNI-HOSTPORT-*) are created once
+	// per namespace and kept for every later pod, by design; what must go
+	// is each pod's own rules and chains.
+	rules := n.sh("iptables-save | grep '^-A' | grep -v -- '-j CNI-HOSTPORT-' | grep -v '^-A CNI-HOSTPORT-' | sort || true")
 	leases, _ := filepath.Glob(filepath.Join(n.DataDir(), "networks", "ipam", "*", "[0-9]*"))
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	var netnsMounts []string
