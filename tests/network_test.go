@@ -118,6 +118,21 @@ func (n *netPod) podIP(uuid string) string {
 
 func TestNetKVMServeHTTPAndPort(t *testing.T) {
 	n := newNetPod(t)
+	testServeHTTPAndPort(t, n)
+}
+
+// TestNetNspawnServeHTTPAndPort is the same for nspawn pods, which join
+// the same CNI networks through systemd-nspawn --network-namespace-path.
+func TestNetNspawnServeHTTPAndPort(t *testing.T) {
+	n := newNetPod(t)
+	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+		t.Skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+	}
+	n.stage1 = n.Stage1("nspawn")
+	testServeHTTPAndPort(t, n)
+}
+
+func testServeHTTPAndPort(t *testing.T, n *netPod) {
 	before := n.hostState()
 	server, uuidFile := n.start("--net=default", "--port=www:127.0.0.1:18080", n.Image("inspector"), "--", "--serve-http=:8080")
 	server.Expect(`serving=`)
