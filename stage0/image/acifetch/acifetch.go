@@ -86,21 +86,28 @@ func IsURL(ref string) bool {
 }
 
 // FetchFile imports a local ACI, verifying PATH.asc unless InsecureImage.
+// An unsigned import goes through Store.ImportFile, which skips re-reading
+// a file it imported before: rkt run of the same file is then not slowed
+// by hashing it again.
 func FetchFile(ctx context.Context, path string, o Options) (string, error) {
+	if o.InsecureImage {
+		id, err := o.Store.ImportFile(path)
+		if err != nil {
+			return "", fmt.Errorf("importing %s: %w", path, err)
+		}
+		return id, nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", path, err)
 	}
 	defer f.Close()
-	var sig []byte
-	if !o.InsecureImage {
-		sig, err = os.ReadFile(path + ".asc")
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("image %s has no signature %s.asc, so it cannot be verified; sign it, or skip verification with --insecure-options=image", path, path)
-		}
-		if err != nil {
-			return "", fmt.Errorf("image %s: reading its signature: %w", path, err)
-		}
+	sig, err := os.ReadFile(path + ".asc")
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("image %s has no signature %s.asc, so it cannot be verified; sign it, or skip verification with --insecure-options=image", path, path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("image %s: reading its signature: %w", path, err)
 	}
 	return o.importVerified(ctx, f, path, sig, "", nil)
 }
