@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -66,8 +67,9 @@ func loadNetwork(confDir, stateDir, name string) (*libcni.NetworkConfigList, err
 	return list, nil
 }
 
-// findConf returns the configuration of network name from confDir as a
-// conflist, or nil if no file declares it.
+// findConf returns the configuration of network name from confDir as
+// conflist JSON, or nil if no file declares it. A single-plugin .conf file
+// is wrapped into a list, so the rest of rkt deals with lists only.
 func findConf(confDir, name string) ([]byte, error) {
 	if confDir == "" {
 		return nil, nil
@@ -78,41 +80,29 @@ func findConf(confDir, name string) ([]byte, error) {
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		if filepath.Ext(f) == ".conflist" {
-			list, err := libcni.ConfListFromFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("network configuration %s: %w", f, err)
-			}
-			if list.Name == name {
-				return list.Bytes, nil
-			}
-			continue
-		}
-		conf, err := libcni.ConfFromFile(f)
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("network configuration %s: %w", f, err)
 		}
-		if conf.Network.Name == name {
-			list, err := libcni.ConfListFromConf(conf)
-			if err != nil {
-				return nil, fmt.Errorf("network configuration %s: %w", f, err)
-			}
-			// ConfListFromConf leaves Bytes empty; render the list.
-			return conflistBytes(list, conf.Bytes)
+		var conf map[string]any
+		if err := json.Unmarshal(b, &conf); err != nil {
+			return nil, fmt.Errorf("network configuration %s: invalid JSON: %w", f, err)
 		}
+		if conf["name"] != name {
+			continue
+		}
+		if _, isList := conf["plugins"]; isList {
+			return b, nil
+		}
+		plugin := map[string]any{}
+		for k, v := range conf {
+			if k != "name" && k != "cniVersion" {
+				plugin[k] = v
+			}
+		}
+		return json.Marshal(map[string]any{"cniVersion": conf["cniVersion"], "name": name, "plugins": []any{plugin}})
 	}
 	return nil, nil
-}
-
-// conflistBytes wraps a single plugin configuration into conflist JSON.
-func conflistBytes(list *libcni.NetworkConfigList, plugin []byte) ([]byte, error) {
-	var p map[string]any
-	if err := json.Unmarshal(plugin, &p); err != nil {
-		return nil, err
-	}
-	delete(p, "name")
-	delete(p, "cniVersion")
-	return json.Marshal(map[string]any{"cniVersion": list.CNIVersion, "name": list.Name, "plugins": []any{p}})
 }
 
 // withIPAMDir sets dataDir on every host-local IPAM section that has none.
