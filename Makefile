@@ -59,8 +59,16 @@ build/bench/floor-initrd.img: build/bin/floorinit build/bin/mkinitramfs
 	@mkdir -p $(@D)
 	build/bin/mkinitramfs -init build/bin/floorinit -o $@
 
-bench: all build/bench/floor-initrd.img
+build/bin/vsockguest: FORCE
+	$(GOBUILD) -o $@ ./tests/vsockguest
+
+build/bench/vsockguest-initrd.img: build/bin/vsockguest build/bin/mkinitramfs
+	@mkdir -p $(@D)
+	build/bin/mkinitramfs -init build/bin/vsockguest -o $@
+
+bench: all build/bench/floor-initrd.img build/bench/vsockguest-initrd.img
 	$(GO) run ./tests/bench/kvmboot
+	$(GO) run ./tests/bench/vsockbench
 	$(GO) run ./tests/bench/nspawn
 	$(GO) run ./tests/bench/dockerpull -rkt build/bin/rkt
 

@@ -323,6 +323,21 @@ func (r *podRun) connect() error {
 	defer cancel()
 	conn, err := r.vm.DialAgent(ctx)
 	if err != nil {
+		switch {
+		case ctx.Err() == nil:
+			// The driver gave up at once because the VM ended (a
+			// vsock dial fails as soon as it does): give Wait a
+			// moment, so that explain says how it ended.
+			select {
+			case <-r.vmDone:
+			case <-time.After(vmEndGrace):
+			}
+		case !r.vmExited():
+			// Over vsock an agent that never listens refuses every
+			// connection, where virtio-serial accepts one nobody
+			// serves.
+			return fmt.Errorf("the guest agent did not answer within %v: %w", bootTimeout, err)
+		}
 		return err
 	}
 	r.client = ttrpc.NewClient(conn)

@@ -12,23 +12,26 @@ import (
 	"rkt.dev/rkt/tests/testutil"
 )
 
-const validManifest = `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/malicious"}`
+const maliciousManifest = `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/malicious"}`
 
-// up climbs from any directory of the store to "/", so that outside+up
-// names a host path wherever the image is extracted.
-var up = strings.Repeat("../", 40)
+// climbToRoot climbs from any directory of the store to "/", so that
+// climbToRoot followed by a host path names that path wherever the image
+// is extracted.
+var climbToRoot = strings.Repeat("../", 40)
 
-func file(name, content string) testutil.TarEntry {
+// tarFile is a regular file entry.
+func tarFile(name, content string) testutil.TarEntry {
 	return testutil.TarEntry{Name: name, FileSpec: testutil.FileSpec{Content: content}}
 }
 
-func entry(name string, typ byte, link string) testutil.TarEntry {
+// tarEntry is an entry of type typ; devices get the numbers 1,1.
+func tarEntry(name string, typ byte, link string) testutil.TarEntry {
 	return testutil.TarEntry{Name: name, FileSpec: testutil.FileSpec{Type: typ, Linkname: link, Devmajor: 1, Devminor: 1}}
 }
 
-// valid is the start of a valid image: its manifest and rootfs/.
-func valid(extra ...testutil.TarEntry) []testutil.TarEntry {
-	return append([]testutil.TarEntry{file("manifest", validManifest), entry("rootfs", tar.TypeDir, "")}, extra...)
+// validImage is the start of a valid image: its manifest and rootfs/.
+func validImage(extra ...testutil.TarEntry) []testutil.TarEntry {
+	return append([]testutil.TarEntry{tarFile("manifest", maliciousManifest), tarEntry("rootfs", tar.TypeDir, "")}, extra...)
 }
 
 // TestFetchMaliciousImages fetches archives that try to write outside
@@ -51,22 +54,22 @@ func TestFetchMaliciousImages(t *testing.T) {
 		// offending is the entry the error must name.
 		offending string
 	}{
-		{"dotdot path", valid(file("rootfs/"+up+rel+"/dotdot", "x")), "rootfs/" + up + rel + "/dotdot"},
-		{"absolute path", valid(file(outside+"/absolute", "x")), outside + "/absolute"},
-		{"symlink escaping via relative target", valid(entry("rootfs/escape", tar.TypeSymlink, up+rel)), "rootfs/escape"},
-		{"write through symlink", valid(entry("rootfs/abs", tar.TypeSymlink, outside), file("rootfs/abs/through", "x")), "rootfs/abs/through"},
-		{"hardlink outside", valid(entry("rootfs/hl", tar.TypeLink, "rootfs/"+up+rel+"/victim")), "rootfs/hl"},
-		{"hardlink to a host path", valid(entry("rootfs/hl", tar.TypeLink, victim)), "rootfs/hl"},
-		{"hardlink to a path not in the archive", valid(entry("rootfs/hl", tar.TypeLink, "rootfs/not-in-archive")), "rootfs/hl"},
-		{"char device", valid(entry("rootfs/mem", tar.TypeChar, "")), "rootfs/mem"},
-		{"block device", valid(entry("rootfs/sda", tar.TypeBlock, "")), "rootfs/sda"},
-		{"duplicate entries", valid(file("rootfs/a", "1"), file("rootfs/a", "2")), "rootfs/a"},
-		{"duplicate manifest", valid(file("manifest", validManifest)), "manifest"},
-		{"extra top-level entry", valid(file("etc/passwd", "x")), "etc/passwd"},
-		{"missing manifest", []testutil.TarEntry{entry("rootfs", tar.TypeDir, ""), file("rootfs/a", "x")}, "manifest"},
-		{"manifest not JSON", []testutil.TarEntry{file("manifest", "{not json"), entry("rootfs", tar.TypeDir, "")}, "manifest"},
+		{"dotdot path", validImage(tarFile("rootfs/"+climbToRoot+rel+"/dotdot", "x")), "rootfs/" + climbToRoot + rel + "/dotdot"},
+		{"absolute path", validImage(tarFile(outside+"/absolute", "x")), outside + "/absolute"},
+		{"symlink escaping via relative target", validImage(tarEntry("rootfs/escape", tar.TypeSymlink, climbToRoot+rel)), "rootfs/escape"},
+		{"write through symlink", validImage(tarEntry("rootfs/abs", tar.TypeSymlink, outside), tarFile("rootfs/abs/through", "x")), "rootfs/abs/through"},
+		{"hardlink outside", validImage(tarEntry("rootfs/hl", tar.TypeLink, "rootfs/"+climbToRoot+rel+"/victim")), "rootfs/hl"},
+		{"hardlink to a host path", validImage(tarEntry("rootfs/hl", tar.TypeLink, victim)), "rootfs/hl"},
+		{"hardlink to a path not in the archive", validImage(tarEntry("rootfs/hl", tar.TypeLink, "rootfs/not-in-archive")), "rootfs/hl"},
+		{"char device", validImage(tarEntry("rootfs/mem", tar.TypeChar, "")), "rootfs/mem"},
+		{"block device", validImage(tarEntry("rootfs/sda", tar.TypeBlock, "")), "rootfs/sda"},
+		{"duplicate entries", validImage(tarFile("rootfs/a", "1"), tarFile("rootfs/a", "2")), "rootfs/a"},
+		{"duplicate manifest", validImage(tarFile("manifest", maliciousManifest)), "manifest"},
+		{"extra top-level entry", validImage(tarFile("etc/passwd", "x")), "etc/passwd"},
+		{"missing manifest", []testutil.TarEntry{tarEntry("rootfs", tar.TypeDir, ""), tarFile("rootfs/a", "x")}, "manifest"},
+		{"manifest not JSON", []testutil.TarEntry{tarFile("manifest", "{not json"), tarEntry("rootfs", tar.TypeDir, "")}, "manifest"},
 		{"manifest with an invalid name", []testutil.TarEntry{
-			file("manifest", `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"Not A Name!"}`), entry("rootfs", tar.TypeDir, "")}, "manifest"},
+			tarFile("manifest", `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"Not A Name!"}`), tarEntry("rootfs", tar.TypeDir, "")}, "manifest"},
 	}
 
 	// A store with images and rendered trees (prepare renders the

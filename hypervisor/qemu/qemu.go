@@ -83,6 +83,12 @@ func Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.VM, error) {
 			l.cid = randomCID()
 			continue
 		}
+		if errors.Is(err, errNoUserspaceVsock) {
+			// Asking QEMU up front would cost every start a QEMU
+			// run: the last resort is taken when needed.
+			l.Agent = transport.Serial
+			continue
+		}
 		if err != nil {
 			cleanup()
 			return nil, err
@@ -111,10 +117,6 @@ func resolve(cfg hypervisor.Config) (l launch, notice string, cleanup func(), er
 	}
 	if l.Agent == "" {
 		l.Agent, _ = transport.Choose()
-	}
-	if l.Agent == transport.UserspaceVsock && !hasDevice(l.Binary, userspaceVsockDevice(l.Machine)) {
-		// The last resort; Info.Agent tells the caller.
-		l.Agent = transport.Serial
 	}
 	if l.Console == nil {
 		l.Console = io.Discard
@@ -328,8 +330,10 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 			return nil, err
 		}
 		v.uvsock = u
-		v.dialer = transport.HybridVsockDialer{Path: l.agentSocket, Port: transport.VsockPort}
-		v.info.AgentAddress = fmt.Sprintf("vsock cid %d port %d through %s", l.cid, transport.VsockPort, l.agentSocket)
+		// In this process: no need for the Unix socket, which is
+		// there for other processes and tools.
+		v.dialer = transport.PortDialer{What: "userspace vsock", DialPort: u.dev.Dial, Port: transport.VsockPort}
+		v.info.AgentAddress = fmt.Sprintf("vsock cid %d port %d (host socket %s)", l.cid, transport.VsockPort, l.agentSocket)
 	case transport.Serial:
 		v.dialer = transport.SerialDialer{Path: l.agentSocket}
 		v.info.AgentAddress = l.agentSocket
@@ -367,6 +371,9 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 		msg := v.stderr.String()
 		if strings.Contains(msg, "unable to set guest cid") {
 			return nil, fmt.Errorf("%w: %s", errCIDInUse, msg)
+		}
+		if l.Agent == transport.UserspaceVsock && lacksDevice(msg, userspaceVsockDevice(l.Machine)) {
+			return nil, fmt.Errorf("%w: %s", errNoUserspaceVsock, msg)
 		}
 		if msg != "" {
 			return nil, fmt.Errorf("%w; QEMU said: %s", err, msg)

@@ -1,10 +1,9 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
-	"sync"
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/vhostuser"
@@ -13,8 +12,9 @@ import (
 
 // userspaceVsock is a VM's virtio-vsock device run in this process
 // (transport.UserspaceVsock): QEMU's vhost-user-vsock device connects to
-// its vhost-user socket, and the host reaches the guest through its
-// Firecracker-compatible socket, the VM's agent socket.
+// its vhost-user socket; the driver dials the guest through the device
+// itself, other processes and tools through its Firecracker-compatible
+// socket, the VM's agent socket.
 type userspaceVsock struct {
 	dev  *vsock.Device
 	srv  *vhostuser.Server
@@ -53,19 +53,13 @@ func userspaceVsockDevice(m hypervisor.Machine) string {
 	return "vhost-user-vsock-device"
 }
 
-// deviceLists caches each QEMU binary's "-device help" output.
-var deviceLists sync.Map
+// errNoUserspaceVsock marks a start that failed because QEMU lacks
+// vhost-user-vsock (built without vhost-user, or older than 5.1); Start
+// then falls back to virtio-serial, and Info.Agent says so.
+var errNoUserspaceVsock = errors.New("QEMU has no vhost-user-vsock device")
 
-// hasDevice reports whether QEMU binary knows the device name: QEMU
-// builds without vhost-user (or older than 5.1) lack vhost-user-vsock.
-func hasDevice(binary, name string) bool {
-	list, ok := deviceLists.Load(binary)
-	if !ok {
-		out, err := exec.Command(binary, "-device", "help").Output()
-		if err != nil {
-			return false
-		}
-		list, _ = deviceLists.LoadOrStore(binary, string(out))
-	}
-	return strings.Contains(list.(string), `name "`+name+`"`)
+// lacksDevice reports whether QEMU's error output says it does not know
+// the device name.
+func lacksDevice(stderr, name string) bool {
+	return strings.Contains(stderr, "'"+name+"' is not a valid device model name")
 }

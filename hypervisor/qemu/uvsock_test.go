@@ -56,26 +56,61 @@ func TestArgsUserspaceVsock(t *testing.T) {
 	}
 }
 
-func TestHasDevice(t *testing.T) {
-	dir := t.TempDir()
-	fake := filepath.Join(dir, "qemu")
-	script := "#!/bin/sh\necho 'name \"vhost-user-vsock-device\", bus virtio-bus'\necho 'name \"virtio-rng-pci\", bus PCI'\n"
-	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+func TestLacksDevice(t *testing.T) {
 	tests := []struct {
-		binary, device string
+		stderr, device string
 		want           bool
 	}{
-		{fake, "vhost-user-vsock-device", true},
-		{fake, "vhost-user-vsock-pci", false},
-		{fake, "vhost-user-vsock", false},
-		{filepath.Join(dir, "missing"), "vhost-user-vsock-device", false},
+		// QEMU 7.2 without the device.
+		{"qemu-system-x86_64: -device vhost-user-vsock-device,chardev=vsock: 'vhost-user-vsock-device' is not a valid device model name\n", "vhost-user-vsock-device", true},
+		{"qemu-system-x86_64: -device vhost-user-vsock-pci,chardev=vsock: 'vhost-user-vsock-pci' is not a valid device model name\n", "vhost-user-vsock-device", false},
+		// The device exists but the back-end failed: no fallback.
+		{"qemu-system-x86_64: -device vhost-user-vsock-device,chardev=vsock: Failed to read msg header. Read 0 instead of 12.\n", "vhost-user-vsock-device", false},
+		{"", "vhost-user-vsock-device", false},
 	}
 	for _, tt := range tests {
-		if got := hasDevice(tt.binary, tt.device); got != tt.want {
-			t.Errorf("hasDevice(%s, %s) = %v, want %v", filepath.Base(tt.binary), tt.device, got, tt.want)
+		if got := lacksDevice(tt.stderr, tt.device); got != tt.want {
+			t.Errorf("lacksDevice(%q, %s) = %v, want %v", tt.stderr, tt.device, got, tt.want)
 		}
+	}
+}
+
+// TestUserspaceVsockFallback runs a QEMU without vhost-user-vsock (a
+// wrapper that refuses the device as such a QEMU does): the driver must
+// start the VM with virtio-serial instead, and say so.
+func TestUserspaceVsockFallback(t *testing.T) {
+	qemu, err := exec.LookPath(DefaultBinary)
+	if err != nil {
+		t.Skipf("%s is not installed", DefaultBinary)
+	}
+	wrapper := filepath.Join(t.TempDir(), "qemu-without-vhost-user")
+	script := `#!/bin/sh
+case "$*" in *vhost-user-vsock-device*)
+	echo "qemu-system-x86_64: -device vhost-user-vsock-device,chardev=vsock: 'vhost-user-vsock-device' is not a valid device model name" >&2
+	exit 1;;
+esac
+exec ` + qemu + ` "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vm, con, _ := boot(t, "echo", func(c *hypervisor.Config) {
+		c.Binary, c.Agent = wrapper, transport.UserspaceVsock
+	})
+	if got := vm.Info().Agent; got != transport.Serial {
+		t.Fatalf("Info.Agent = %s, want the %s fallback", got, transport.Serial)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	conn, err := vm.DialAgent(ctx)
+	if err != nil {
+		t.Fatalf("DialAgent: %v\nconsole:\n%s", err, con)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(bootTimeout))
+	fmt.Fprintf(conn, "over serial\n")
+	if got, err := bufio.NewReader(conn).ReadString('\n'); err != nil || got != "over serial\n" {
+		t.Fatalf("echo = %q, %v", got, err)
 	}
 }
 

@@ -40,8 +40,10 @@ type Device interface {
 	// Reset tells the device that the guest's driver stopped it or the
 	// front-end went away: whatever state it shared with the guest is gone.
 	Reset()
-	// Kick reports that the driver made buffers available on a queue. It
-	// must not block.
+	// Kick reports that the driver made buffers available on a queue.
+	// It is called from a goroutine dedicated to that queue's kick
+	// eventfd, so the device may process the queue right there; it must
+	// not wait for anything that waits for the server.
 	Kick(queue int)
 }
 
@@ -132,7 +134,9 @@ func (s *Server) serve() {
 		s.mu.Lock()
 		s.conn = nil
 		s.mu.Unlock()
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		// run only returns on a failed read or write; EOF and a closed
+		// connection are the normal ends.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			s.cfg.Logf("vhost-user: front-end connection ended: %v", err)
 		} else {
 			s.cfg.Logf("vhost-user: front-end disconnected")

@@ -183,6 +183,10 @@ func session(r *bufio.Reader, w io.Writer, restart func(time.Duration)) {
 		}
 		switch f[0] {
 		case "ECHO":
+			if len(f) > 1 {
+				io.CopyN(w, r, int64(arg(1)))
+				continue
+			}
 			io.Copy(w, r)
 			return
 		case "SINK":

@@ -235,6 +235,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 			d.mu.Unlock()
 			return n, nil
 		}
+		if c.out.free() > 0 {
+			// schedule sent some right away: no need to wait
+			// (and nothing would wake us if it sent all).
+			d.mu.Unlock()
+			continue
+		}
 		ch := c.changed
 		d.mu.Unlock()
 		select {

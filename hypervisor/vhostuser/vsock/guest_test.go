@@ -10,7 +10,9 @@ import (
 
 // testGuest plays a Linux guest's virtio-vsock driver against a device
 // whose worker is not running: the test calls poll itself, so every step
-// is deterministic and guest memory is only touched by the test goroutine.
+// is deterministic. Host calls (Write, Dial...) send packets from their own
+// goroutine under the device's lock, so the guest side holds it too
+// whenever it touches guest memory.
 type testGuest struct {
 	t      *testing.T
 	d      *Device
@@ -109,7 +111,10 @@ func (g *testGuest) queue(h header, payload []byte) {
 	if len(payload) > 0 {
 		bufs = append(bufs, payload)
 	}
-	if _, ok := g.tx.Add(bufs, nil); !ok {
+	g.d.mu.Lock()
+	_, ok := g.tx.Add(bufs, nil)
+	g.d.mu.Unlock()
+	if !ok {
 		g.t.Fatal("guest transmit queue full")
 	}
 }
@@ -117,10 +122,10 @@ func (g *testGuest) queue(h header, payload []byte) {
 // poll posts receive buffers, runs the device once and collects what it
 // returned.
 func (g *testGuest) poll() {
-	g.refill()
 	g.d.mu.Lock()
+	defer g.d.mu.Unlock()
+	g.refill()
 	g.d.poll()
-	g.d.mu.Unlock()
 	for {
 		if _, ok := g.tx.Next(); !ok {
 			break

@@ -262,7 +262,7 @@ func (v *vm) dial(t *testing.T) net.Conn {
 			c.SetDeadline(time.Now().Add(waitLimit))
 			return c
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ETIMEDOUT) {
 			t.Fatalf("dialing the guest: %v", err)
 		}
 		select {

@@ -21,8 +21,8 @@ const handshakeTimeout = 10 * time.Second
 // Firecracker's hybrid vsock protocol: a client connects, writes
 // "CONNECT <port>\n", and once the guest accepts reads "OK <host port>\n";
 // from then on the socket carries the stream. If the guest refuses, the
-// socket is closed. Tools written for Firecracker (and rkt's own agent
-// dialer, transport.HybridVsockDialer) connect this way.
+// socket is closed. Tools written for Firecracker connect this way, and so
+// can any process other than the one running the device.
 type UnixServer struct {
 	d      *Device
 	ln     *net.UnixListener

@@ -58,6 +58,11 @@ const (
 	// closeTimeout is how long a connection the host closed waits for
 	// the guest's RST before the device sends its own and forgets it.
 	closeTimeout = 10 * time.Second
+	// connectTimeout bounds one Dial's wait for the guest's answer, as
+	// Linux bounds connect() on AF_VSOCK (2 s there). A guest whose
+	// driver is still starting can drop a request without an answer;
+	// the caller's retry then sends a fresh one.
+	connectTimeout = 2 * time.Second
 	// firstEphemeralPort is where host-side ports for Dial start.
 	firstEphemeralPort = 49152
 )
@@ -95,17 +100,19 @@ type Device struct {
 	backlog  int
 	logf     func(string, ...any)
 
-	mu        sync.Mutex
-	rx, tx    *vhostuser.Queue // nil while the front-end has not started them
-	conns     map[connKey]*Conn
-	listeners map[uint32]*Listener
-	ready     []*Conn // connections with packets to send, in turn
-	replies   []header
-	nextPort  uint32
-	closeWait time.Duration // closeTimeout, shorter in tests
-	closed    bool
-	dropped   uint64
-	hdr       [hdrLen]byte
+	mu          sync.Mutex
+	rx, tx      *vhostuser.Queue // nil while the front-end has not started them
+	conns       map[connKey]*Conn
+	listeners   map[uint32]*Listener
+	ready       []*Conn // connections with packets to send, in turn
+	replies     []header
+	nextPort    uint32
+	polling     bool          // poll is running: it fills the receive queue at its end
+	closeWait   time.Duration // closeTimeout, shorter in tests
+	connectWait time.Duration // connectTimeout, shorter in tests
+	closed      bool
+	dropped     uint64
+	hdr         [hdrLen]byte
 
 	wake       chan struct{}
 	stop       chan struct{}
@@ -125,18 +132,19 @@ func New(o Options) *Device {
 // newDevice returns a device without its worker: tests drive it with poll.
 func newDevice(o Options) *Device {
 	d := &Device{
-		cid:        o.CID,
-		bufSize:    o.BufferSize,
-		maxConns:   o.MaxConns,
-		backlog:    o.Backlog,
-		logf:       o.Logf,
-		conns:      map[connKey]*Conn{},
-		listeners:  map[uint32]*Listener{},
-		nextPort:   firstEphemeralPort,
-		closeWait:  closeTimeout,
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		workerDone: make(chan struct{}),
+		cid:         o.CID,
+		bufSize:     o.BufferSize,
+		maxConns:    o.MaxConns,
+		backlog:     o.Backlog,
+		logf:        o.Logf,
+		conns:       map[connKey]*Conn{},
+		listeners:   map[uint32]*Listener{},
+		nextPort:    firstEphemeralPort,
+		closeWait:   closeTimeout,
+		connectWait: connectTimeout,
+		wake:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		workerDone:  make(chan struct{}),
 	}
 	if d.cid == 0 {
 		d.cid = DefaultGuestCID
@@ -156,9 +164,6 @@ func newDevice(o Options) *Device {
 	return d
 }
 
-// CID returns the guest's context ID.
-func (d *Device) CID() uint32 { return d.cid }
-
 // Config implements vhostuser.Device: struct virtio_vsock_config, the
 // guest's CID as a 64-bit little-endian number.
 func (d *Device) Config() []byte {
@@ -171,13 +176,15 @@ func (d *Device) NumQueues() int { return 2 }
 // Attach implements vhostuser.Device.
 func (d *Device) Attach(qs []*vhostuser.Queue) {
 	d.mu.Lock()
-	d.rx, d.tx = qs[rxQueue], qs[txQueue]
+	if !d.closed {
+		d.rx, d.tx = qs[rxQueue], qs[txQueue]
+	}
 	d.mu.Unlock()
 	d.kick()
 }
 
-// Detach implements vhostuser.Device. The worker processes the queues only
-// while holding d.mu, so once Detach has the lock it is done with them.
+// Detach implements vhostuser.Device. The queues are only used with d.mu
+// held, so once Detach has the lock nothing uses them.
 func (d *Device) Detach() {
 	d.mu.Lock()
 	d.rx, d.tx = nil, nil
@@ -196,8 +203,18 @@ func (d *Device) Reset() {
 	d.dropAll(syscall.ECONNRESET)
 }
 
-// Kick implements vhostuser.Device.
-func (d *Device) Kick(int) { d.kick() }
+// Kick implements vhostuser.Device. The queues are processed right away
+// in the caller's goroutine (the server's per-queue eventfd reader): a
+// hand-off to the worker would add a goroutine switch to every packet's
+// latency. What the batch leaves over goes to the worker.
+func (d *Device) Kick(int) {
+	d.mu.Lock()
+	more := d.poll()
+	d.mu.Unlock()
+	if more {
+		d.kick()
+	}
+}
 
 func (d *Device) kick() {
 	select {
@@ -231,6 +248,7 @@ func (d *Device) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.rx, d.tx = nil, nil // the guest is on its own from now on
 	d.dropAll(net.ErrClosed)
 	for _, l := range d.listeners {
 		l.shut()
@@ -251,9 +269,10 @@ func (d *Device) dropAll(err error) {
 }
 
 // Dial connects to the guest's AF_VSOCK listener on port. It waits until
-// the guest answers or ctx is done; a guest with no listener on the port
-// refuses with an error wrapping syscall.ECONNREFUSED. The connection
-// implements CloseWrite.
+// the guest answers, ctx is done or 2 seconds have passed (an error
+// wrapping syscall.ETIMEDOUT, as Linux's connect); a guest with no listener
+// on the port refuses with an error wrapping syscall.ECONNREFUSED. The
+// connection implements CloseWrite.
 func (d *Device) Dial(ctx context.Context, port uint32) (net.Conn, error) {
 	d.mu.Lock()
 	if d.closed {
@@ -271,8 +290,14 @@ func (d *Device) Dial(ctx context.Context, port uint32) (net.Conn, error) {
 	d.schedule(c)
 	d.mu.Unlock()
 
+	timeout := time.NewTimer(d.connectWait)
+	defer timeout.Stop()
+	var gaveUp error
 	for {
 		d.mu.Lock()
+		if gaveUp == nil {
+			gaveUp = ctx.Err()
+		}
 		switch {
 		case c.err != nil:
 			err := c.err
@@ -281,7 +306,7 @@ func (d *Device) Dial(ctx context.Context, port uint32) (net.Conn, error) {
 		case c.state != stateConnecting:
 			d.mu.Unlock()
 			return c, nil
-		case ctx.Err() != nil:
+		case gaveUp != nil:
 			// Take the request back; if it went out, tell the guest.
 			if c.sendRequest {
 				d.remove(c)
@@ -289,15 +314,17 @@ func (d *Device) Dial(ctx context.Context, port uint32) (net.Conn, error) {
 				c.sendRST = true
 				d.schedule(c)
 			}
-			c.fail(ctx.Err())
+			c.fail(gaveUp)
 			d.mu.Unlock()
-			return nil, fmt.Errorf("vsock dial port %d: %w", port, ctx.Err())
+			return nil, fmt.Errorf("vsock dial port %d: %w", port, gaveUp)
 		}
 		ch := c.changed
 		d.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
+		case <-timeout.C:
+			gaveUp = fmt.Errorf("no answer from the guest in %v: %w", d.connectWait, syscall.ETIMEDOUT)
 		}
 	}
 }
@@ -332,13 +359,25 @@ func (d *Device) Listen(port uint32) (net.Listener, error) {
 	return l, nil
 }
 
-// schedule queues c to send a packet and wakes the worker.
+// schedule queues c to send a packet. Outside poll, which fills the
+// receive queue when it ends, the packet goes out at once from the
+// caller's goroutine (a host Write, Read or Close), again sparing a hand-off.
 func (d *Device) schedule(c *Conn) {
 	if !c.queued && c.inTable {
 		c.queued = true
 		d.ready = append(d.ready, c)
 	}
-	d.kick()
+	if !d.polling {
+		d.flush()
+	}
+}
+
+// flush sends what is waiting, as far as the guest's receive buffers go.
+func (d *Device) flush() {
+	if d.rx != nil {
+		d.fillRx()
+		d.rx.Notify()
+	}
 }
 
 // remove forgets c: the guest will not hear of it again.
@@ -364,7 +403,6 @@ func (d *Device) reply(h *header) {
 		srcCID: HostCID, dstCID: uint64(d.cid), srcPort: h.dstPort, dstPort: h.srcPort,
 		typ: h.typ, op: opRST,
 	})
-	d.kick()
 }
 
 // work runs the queues whenever the guest kicks or the host has something
@@ -390,6 +428,7 @@ func (d *Device) work() {
 // buffers with what is waiting for the guest. It reports whether guest
 // packets are left over. Called with d.mu held.
 func (d *Device) poll() (more bool) {
+	d.polling = true
 	if d.tx != nil {
 		for range txBudget {
 			c, ok := d.tx.Next()
@@ -402,10 +441,8 @@ func (d *Device) poll() (more bool) {
 		d.tx.Notify()
 		more = d.tx.HasAvail()
 	}
-	if d.rx != nil {
-		d.fillRx()
-		d.rx.Notify()
-	}
+	d.polling = false
+	d.flush()
 	return more
 }
 

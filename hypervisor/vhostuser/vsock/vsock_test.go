@@ -183,6 +183,24 @@ func TestHostDials(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no answer", func(t *testing.T) {
+		// A guest whose driver is still starting may drop the
+		// request: Dial gives up like Linux's connect, to be retried.
+		g := newTestGuest(t, Options{})
+		g.d.connectWait = time.Millisecond
+		done := make(chan error, 1)
+		go func() {
+			_, err := g.d.Dial(context.Background(), 1024)
+			done <- err
+		}()
+		if err := <-done; !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("Dial error %v, want ETIMEDOUT", err)
+		}
+		g.poll()
+		if n := g.d.Stats().Conns; n != 0 {
+			t.Fatalf("%d connections after a timed-out dial", n)
+		}
+	})
 	t.Run("cancelled", func(t *testing.T) {
 		g := newTestGuest(t, Options{})
 		ctx, cancel := context.WithCancel(context.Background())
@@ -512,5 +530,26 @@ func TestListenTwice(t *testing.T) {
 	l.Close()
 	if _, err := d.Listen(1); err != nil {
 		t.Fatalf("Listen after Close: %v", err)
+	}
+}
+
+// TestWriteLargerThanBuffer checks that a Write whose buffered part is sent
+// at once goes on with the rest: the guest has the receive buffers and the
+// credit, so no later event would wake a waiting Write.
+func TestWriteLargerThanBuffer(t *testing.T) {
+	g := newTestGuest(t, Options{BufferSize: 8192})
+	c := g.connect(listen(t, g.d, 1234), 5000)
+	c.SetWriteDeadline(time.Now().Add(time.Minute))
+	data := bytes.Repeat([]byte("0123456789"), 2000)
+	if n, err := c.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	g.poll()
+	var got []byte
+	for _, p := range g.take() {
+		got = append(got, p.payload...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("guest got %d bytes, want %d", len(got), len(data))
 	}
 }

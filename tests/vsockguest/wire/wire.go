@@ -6,6 +6,7 @@
 // connection to the port). The host sends commands, one line each:
 //
 //	ECHO                  echo every byte back until the host closes
+//	ECHO <n>              echo n bytes back, then take commands again
 //	SINK <n>              read n bytes, answer "<crc32c hex>\n"
 //	SOURCE <n> <seed>     send n bytes of Pattern(seed), then close
 //	DIAL <port>           connect to the host (CID 2) on port, send
