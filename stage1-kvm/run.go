@@ -1,6 +1,8 @@
 package main
 
 import (
+	"rkt.dev/rkt/internal/tail"
+
 	"context"
 	"errors"
 	"fmt"
@@ -77,8 +79,8 @@ type podRun struct {
 	taps    []network.Tap
 
 	fsds    []*virtiofsd
-	fsdLog  *tail
-	console *tail
+	fsdLog  *tail.Buffer
+	console *tail.Buffer
 
 	vm      hypervisor.VM
 	vmDone  chan struct{}
@@ -120,8 +122,8 @@ func runPod(args []string) (int, error) {
 		nets:    nets,
 		dir:     stage1.PodDir(wd),
 		stderr:  os.Stderr,
-		fsdLog:  newTail(8 << 10),
-		console: newTail(16 << 10),
+		fsdLog:  tail.New(8 << 10),
+		console: tail.New(16 << 10),
 		vmDone:  make(chan struct{}),
 	}
 	defer r.teardown()
@@ -630,7 +632,7 @@ func (r *podRun) explain(err error) error {
 	if r.vm != nil && r.vmExited() && r.vmErr != nil {
 		err = fmt.Errorf("%w; %v", err, r.vmErr)
 	}
-	if said := r.console.linesWith("rkt-agent:"); said != "" {
+	if said := r.console.LinesWith("rkt-agent:"); said != "" {
 		err = fmt.Errorf("%w; guest console: %s", err, said)
 	}
 	return err

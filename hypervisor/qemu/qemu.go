@@ -10,6 +10,8 @@
 package qemu
 
 import (
+	"rkt.dev/rkt/internal/tail"
+
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -275,8 +277,8 @@ type vm struct {
 	info      hypervisor.Info
 	dialer    transport.Dialer
 	mon       *qmp.SocketMonitor
-	console   *tail
-	stderr    *tail
+	console   *tail.Buffer
+	stderr    *tail.Buffer
 	cleanup   func()
 	uvsock    *userspaceVsock // the in-process vsock device, if any
 
@@ -313,8 +315,8 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 			Agent:   l.Agent,
 			Args:    append([]string{l.Binary}, argv...),
 		},
-		console:   newTail(16 << 10),
-		stderr:    newTail(8 << 10),
+		console:   tail.New(16 << 10),
+		stderr:    tail.New(8 << 10),
 		cleanup:   cleanup,
 		exited:    make(chan struct{}),
 		watchDone: make(chan struct{}),
@@ -469,13 +471,13 @@ func (v *vm) classify() (hypervisor.ExitState, error) {
 	switch {
 	case v.panicked || v.shutdown == "guest-panic":
 		s.Reason = hypervisor.ExitGuestCrash
-		s.Detail = v.console.lineWith("Kernel panic")
+		s.Detail = v.console.LastLineWith("Kernel panic")
 		if s.Detail == "" {
 			s.Detail = "the guest kernel panicked"
 		}
 	case v.shutdown == "guest-reset":
 		s.Reason = hypervisor.ExitGuestCrash
-		s.Detail = v.console.lineWith("Kernel panic")
+		s.Detail = v.console.LastLineWith("Kernel panic")
 		if s.Detail == "" {
 			s.Detail = "the guest reset the machine"
 		}
