@@ -1,8 +1,6 @@
 package main
 
 import (
-	"rkt.dev/rkt/internal/tail"
-
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/qemu"
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/internal/tail"
 	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )

@@ -10,8 +10,6 @@
 package qemu
 
 import (
-	"rkt.dev/rkt/internal/tail"
-
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -36,6 +34,7 @@ import (
 	"rkt.dev/rkt/hypervisor/transport"
 	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
 	"rkt.dev/rkt/internal/netns"
+	"rkt.dev/rkt/internal/tail"
 )
 
 // DefaultBinary is the QEMU program used when Config.Binary is empty.
