@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +73,17 @@ func openImageStore(g *globalOptions, cmd *cobra.Command) (*image.Store, error) 
 	return image.Open(dir)
 }
 
+// resolveStoredImage opens the store and resolves ref (ID, ID prefix or
+// name[:version]) to an image ID, for the commands that take one image.
+func resolveStoredImage(g *globalOptions, cmd *cobra.Command, ref string) (*image.Store, string, error) {
+	s, err := openImageStore(g, cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := s.Resolve(ref)
+	return s, id, err
+}
+
 // imagesInUseFor is imagesInUse for the command's data directory.
 func imagesInUseFor(g *globalOptions, cmd *cobra.Command) (image.InUseFunc, error) {
 	dir, err := g.dataDir(cmd)
@@ -122,11 +132,7 @@ func newImageCatManifestCommand(g *globalOptions) *cobra.Command {
 		Short: "Print the manifest of an image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openImageStore(g, cmd)
-			if err != nil {
-				return err
-			}
-			id, err := s.Resolve(args[0])
+			s, id, err := resolveStoredImage(g, cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -134,17 +140,7 @@ func newImageCatManifestCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var b []byte
-			if pretty {
-				b, err = json.MarshalIndent(im, "", "\t")
-			} else {
-				b, err = json.Marshal(im)
-			}
-			if err != nil {
-				return fmt.Errorf("encoding the manifest of %s: %w", id, err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return printJSON(cmd.OutOrStdout(), im, pretty)
 		},
 	}
 	cmd.Flags().BoolVar(&pretty, "pretty-print", false, "indent the JSON output")
@@ -158,11 +154,7 @@ func newImageExportCommand(g *globalOptions) *cobra.Command {
 		Short: "Write an image from the store to an uncompressed ACI file",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openImageStore(g, cmd)
-			if err != nil {
-				return err
-			}
-			id, err := s.Resolve(args[0])
+			s, id, err := resolveStoredImage(g, cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -217,11 +209,7 @@ only once the image was written completely.`,
 		Example: "  rkt image " + name + " --rootfs-only example.com/app:1.0 /tmp/app",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openImageStore(g, cmd)
-			if err != nil {
-				return err
-			}
-			id, err := s.Resolve(args[0])
+			s, id, err := resolveStoredImage(g, cmd, args[0])
 			if err != nil {
 				return err
 			}
