@@ -5,9 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,7 +13,7 @@ import (
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/transport"
-	"rkt.dev/rkt/kernel/initramfs"
+	"rkt.dev/rkt/hypervisor/vmtest"
 )
 
 // marker is what tests/bench/floorinit prints once it runs.
@@ -27,98 +24,14 @@ const marker = "rkt-floor-init: up"
 // on an idle one.
 const bootTimeout = 60 * time.Second
 
-// guestKernel finds the guest kernel: build/kernel/vmlinux as written by
-// `kernel/build.sh build/kernel`, else the newest one in the build cache.
-func guestKernel(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k := filepath.Join(root, "build/kernel/vmlinux"); fileExists(k) {
-		return k
-	}
-	cache := os.Getenv("RKT_KERNEL_CACHE")
-	if cache == "" {
-		cache = "/var/cache/rkt/kernel"
-	}
-	cached, _ := filepath.Glob(filepath.Join(cache, "*", "vmlinux"))
-	sort.Slice(cached, func(i, j int) bool { return modTime(cached[i]).After(modTime(cached[j])) })
-	if len(cached) == 0 {
-		t.Skip("no guest kernel: build it with kernel/build.sh build/kernel (about 11-15 minutes the first time)")
-	}
-	return cached[0]
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-func modTime(p string) time.Time {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
-}
-
-var (
-	initrdOnce sync.Once
-	initrdDir  string
-	initrdPath string
-	initrdErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if initrdDir != "" {
-		os.RemoveAll(initrdDir)
-	}
+	vmtest.Cleanup()
 	os.Exit(code)
 }
 
-// floorInitrd builds tests/bench/floorinit statically and packs it as
-// /init, once per test binary.
-func floorInitrd(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath(DefaultBinary); err != nil {
-		t.Skipf("%s is not installed (apt-get install qemu-system-x86)", DefaultBinary)
-	}
-	initrdOnce.Do(func() {
-		initrdDir, initrdErr = os.MkdirTemp("", "rkt-qemu-test-")
-		if initrdErr != nil {
-			return
-		}
-		bin := filepath.Join(initrdDir, "floorinit")
-		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/bench/floorinit")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			initrdErr = &buildError{err: err, out: out}
-			return
-		}
-		initrdPath = filepath.Join(initrdDir, "initrd.gz")
-		f, err := os.Create(initrdPath)
-		if err != nil {
-			initrdErr = err
-			return
-		}
-		defer f.Close()
-		initrdErr = initramfs.Write(f, initramfs.Standard(bin))
-	})
-	if initrdErr != nil {
-		t.Fatalf("building the floorinit initramfs: %v", initrdErr)
-	}
-	return initrdPath
-}
-
-// buildError carries go build's output.
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
+// floorInit is the trivial /init the boot tests run.
+const floorInit = "rkt.dev/rkt/tests/bench/floorinit"
 
 // console collects the guest console and lets a test wait for a line.
 type console struct {
@@ -168,8 +81,8 @@ func (c *console) waitFor(t *testing.T, s string) time.Time {
 func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.VM, *console, time.Time) {
 	t.Helper()
 	cfg := hypervisor.Config{
-		Kernel:     guestKernel(t),
-		Initrd:     floorInitrd(t),
+		Kernel:     vmtest.GuestKernel(t),
+		Initrd:     vmtest.Initrd(t, floorInit),
 		Cmdline:    "-- " + mode,
 		MemoryMiB:  256,
 		VCPUs:      1,

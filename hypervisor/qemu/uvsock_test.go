@@ -9,13 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/transport"
-	"rkt.dev/rkt/kernel/initramfs"
+	"rkt.dev/rkt/hypervisor/vmtest"
 	"rkt.dev/rkt/tests/vsockguest/wire"
 )
 
@@ -114,47 +113,13 @@ exec ` + qemu + ` "$@"
 	}
 }
 
-var (
-	vsockguestOnce sync.Once
-	vsockguestPath string
-	vsockguestErr  error
-)
-
-// vsockguestInitrd packs tests/vsockguest as /init, next to (and removed
-// with) floorinit's initramfs.
-func vsockguestInitrd(t *testing.T) string {
-	t.Helper()
-	floorInitrd(t) // makes initrdDir, which TestMain removes
-	vsockguestOnce.Do(func() {
-		bin := filepath.Join(initrdDir, "vsockguest")
-		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/vsockguest")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			vsockguestErr = &buildError{err: err, out: out}
-			return
-		}
-		vsockguestPath = filepath.Join(initrdDir, "vsockguest.gz")
-		f, err := os.Create(vsockguestPath)
-		if err != nil {
-			vsockguestErr = err
-			return
-		}
-		defer f.Close()
-		vsockguestErr = initramfs.Write(f, initramfs.Standard(bin))
-	})
-	if vsockguestErr != nil {
-		t.Fatalf("building the vsockguest initramfs: %v", vsockguestErr)
-	}
-	return vsockguestPath
-}
-
 // TestAgentUserspaceVsock boots a VM whose agent channel is the
 // in-process vsock device and talks to the guest through DialAgent, as
 // stage1-kvm does.
 func TestAgentUserspaceVsock(t *testing.T) {
 	for _, machine := range []hypervisor.Machine{hypervisor.MicroVM, hypervisor.Q35} {
 		t.Run(string(machine), func(t *testing.T) {
-			initrd := vsockguestInitrd(t)
+			initrd := vmtest.Initrd(t, "rkt.dev/rkt/tests/vsockguest")
 			dir := shortTempDir(t)
 			vm, con, _ := boot(t, "", func(c *hypervisor.Config) {
 				c.Initrd, c.Machine, c.Agent, c.RuntimeDir = initrd, machine, transport.UserspaceVsock, dir

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +23,7 @@ import (
 
 	"rkt.dev/rkt/hypervisor/vhostuser"
 	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
-	"rkt.dev/rkt/kernel/initramfs"
+	"rkt.dev/rkt/hypervisor/vmtest"
 	"rkt.dev/rkt/tests/vsockguest/wire"
 )
 
@@ -32,91 +31,20 @@ import (
 // as /init and the device behind vhost-user-vsock-device. They need
 // qemu-system-x86_64 and a built guest kernel, and skip without them.
 
-const qemuBinary = "qemu-system-x86_64"
-
 // waitLimit bounds every wait on the VM: TCG on a busy 2-core machine is
 // slow, but nothing here should take minutes (except the big transfers,
 // which have their own bound).
 const waitLimit = 2 * time.Minute
 
-var (
-	initrdOnce sync.Once
-	initrdDir  string
-	initrdPath string
-	initrdErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if initrdDir != "" {
-		os.RemoveAll(initrdDir)
-	}
+	vmtest.Cleanup()
 	os.Exit(code)
 }
 
-// guestKernel finds build/kernel/vmlinux or the newest cached kernel.
-func guestKernel(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k := filepath.Join(root, "build/kernel/vmlinux"); exists(k) {
-		return k
-	}
-	cache := os.Getenv("RKT_KERNEL_CACHE")
-	if cache == "" {
-		cache = "/var/cache/rkt/kernel"
-	}
-	cached, _ := filepath.Glob(filepath.Join(cache, "*", "vmlinux"))
-	sort.Slice(cached, func(i, j int) bool { return modTime(cached[i]).After(modTime(cached[j])) })
-	if len(cached) == 0 {
-		t.Skip("no guest kernel: build it with kernel/build.sh build/kernel")
-	}
-	return cached[0]
-}
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func modTime(p string) time.Time {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
-}
-
-// guestInitrd builds tests/vsockguest statically and packs it as /init,
-// once per test binary.
+// guestInitrd is tests/vsockguest packed as /init.
 func guestInitrd(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath(qemuBinary); err != nil {
-		t.Skipf("%s is not installed", qemuBinary)
-	}
-	initrdOnce.Do(func() {
-		if initrdDir, initrdErr = os.MkdirTemp("", "rkt-vsock-test-"); initrdErr != nil {
-			return
-		}
-		bin := filepath.Join(initrdDir, "vsockguest")
-		build := exec.Command("go", "build", "-trimpath", "-o", bin, "rkt.dev/rkt/tests/vsockguest")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			initrdErr = fmt.Errorf("%w\n%s", err, out)
-			return
-		}
-		initrdPath = filepath.Join(initrdDir, "initrd.gz")
-		f, err := os.Create(initrdPath)
-		if err != nil {
-			initrdErr = err
-			return
-		}
-		defer f.Close()
-		initrdErr = initramfs.Write(f, initramfs.Standard(bin))
-	})
-	if initrdErr != nil {
-		t.Fatalf("building the vsockguest initramfs: %v", initrdErr)
-	}
-	return initrdPath
+	return vmtest.Initrd(t, "rkt.dev/rkt/tests/vsockguest")
 }
 
 // tscKHz reads the host's TSC rate for tsc_early_khz: TCG guests
@@ -199,7 +127,7 @@ type vm struct {
 // the guest program listens. Everything is stopped in t.Cleanup.
 func boot(t *testing.T) *vm {
 	t.Helper()
-	kernel, initrd := guestKernel(t), guestInitrd(t)
+	kernel, initrd := vmtest.GuestKernel(t), guestInitrd(t)
 	dir, err := os.MkdirTemp("", "rkt-vsock-")
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +144,7 @@ func boot(t *testing.T) *vm {
 	t.Cleanup(func() { v.srv.Close() })
 
 	const memMiB = 256
-	v.cmd = exec.Command(qemuBinary,
+	v.cmd = exec.Command(vmtest.QEMUBinary,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", "microvm,accel=tcg,acpi=on,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
 		"-global", "virtio-mmio.force-legacy=false",
@@ -481,7 +409,7 @@ func openFDs(t *testing.T) int {
 // both directions and checks that, once the device and server are closed,
 // no goroutine or file descriptor of theirs remains.
 func TestQEMUShutdownLeavesNothing(t *testing.T) {
-	guestKernel(t)
+	vmtest.GuestKernel(t)
 	guestInitrd(t)
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
 	t.Run("vm", func(t *testing.T) {
