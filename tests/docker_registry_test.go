@@ -26,10 +26,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ggremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"rkt.dev/rkt/stage0/image/docker/dockertest"
 )
 
 // dockerRegistry is a docker-registry process serving 127.0.0.1:port.
@@ -332,21 +332,7 @@ func dockerImage(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
 }
 
 func dockerImageFor(t *testing.T, arch string, cfg v1.Config, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", arch, cfg
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return dockertest.Image(t, arch, cfg, layers...)
 }
 
 // busyboxImage is the busybox image of the Done-when: /bin/sh by default.

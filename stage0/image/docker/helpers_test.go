@@ -15,12 +15,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ggremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"rkt.dev/rkt/stage0/image"
+	"rkt.dev/rkt/stage0/image/docker/dockertest"
 	. "rkt.dev/rkt/stage0/image/internal/acitest"
 	"rkt.dev/rkt/stage0/image/remote"
 )
@@ -43,21 +42,7 @@ func testImage(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
 }
 
 func testImageFor(t *testing.T, arch string, cfg v1.Config, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", arch, cfg
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return dockertest.Image(t, arch, cfg, layers...)
 }
 
 // testRegistry is go-containerregistry's registry on 127.0.0.1, with a
