@@ -97,12 +97,18 @@ func (d SerialDialer) Dial(ctx context.Context) (net.Conn, error) {
 	})
 }
 
+// maxRetryPause bounds the pause between two connection attempts.
+const maxRetryPause = 10 * time.Millisecond
+
 // retry calls dial until it succeeds, fails with an error that waiting
 // cannot fix, or ctx is done. The agent or QEMU's socket commonly is not
 // there yet right after the VM starts: those errors are retried with a
-// short, growing pause.
+// short, growing pause. The pause stays short (maxRetryPause) because every
+// millisecond between the agent starting to listen and the next attempt is
+// added to the pod's start time, while a refused attempt costs the guest
+// well under a millisecond.
 func retry(ctx context.Context, what string, dial func(context.Context) (net.Conn, error)) (net.Conn, error) {
-	pause := 5 * time.Millisecond
+	pause := time.Millisecond
 	for {
 		conn, err := dial(ctx)
 		if err == nil {
@@ -116,7 +122,7 @@ func retry(ctx context.Context, what string, dial func(context.Context) (net.Con
 			return nil, fmt.Errorf("connecting to the guest agent over %s: gave up (%w) after: %w", what, ctx.Err(), err)
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 100*time.Millisecond)
+		pause = min(2*pause, maxRetryPause)
 	}
 }
 

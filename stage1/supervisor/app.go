@@ -97,3 +97,14 @@ func (a *App) validate() error {
 	}
 	return nil
 }
+
+// allowsDirectStart reports whether the app can be started from a thread of
+// the supervisor's own process (Supervisor.startDirect) rather than through
+// the exec helper. Besides what its isolators rule out, the app must run as
+// root: between switching to the app's user and forking, the thread would
+// carry that user's credentials inside the supervisor's process, where any
+// process of that user could signal the whole supervisor (signal permission
+// is checked against the thread found by its id).
+func (a *App) allowsDirectStart() bool {
+	return (a.User == "" || a.User == "0") && a.Isolators.allowsDirectStart()
+}

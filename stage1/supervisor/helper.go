@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,44 +78,67 @@ func runHelper(mode string) error {
 	return execApp(&app)
 }
 
-// execApp runs inside the app's root: it resolves the user, switches to it,
-// changes to the working directory and execs the app's command.
+// execApp runs inside the app's root: it becomes the app (see becomeApp)
+// and execs the app's command in place.
 func execApp(app *App) error {
-	cred, home, err := resolveCredentials(app)
+	path, env, err := becomeApp(app)
 	if err != nil {
 		return err
 	}
-	env := appEnv(app, home)
+	if err := unix.Exec(path, app.Exec, env); err != nil {
+		return fmt.Errorf("app %s: executing %s: %w", app.Name, path, err)
+	}
+	return nil
+}
+
+// becomeApp runs on a locked thread inside the app's root: it resolves the
+// user, switches the thread to it, changes to the working directory and
+// applies the isolators, and returns the command's path and environment.
+// Everything it changes belongs to the calling thread alone, so whatever
+// that thread execs or forks next starts as the app.
+func becomeApp(app *App) (path string, env []string, err error) {
+	cred, home, err := resolveCredentials(app)
+	if err != nil {
+		return "", nil, err
+	}
+	env = appEnv(app, home)
 	wd := app.WorkDir
 	if wd == "" {
 		wd = "/"
 	}
-	path, err := lookPath(app.Exec[0], env)
-	if err != nil {
-		return fmt.Errorf("app %s: %w", app.Name, err)
+	if path, err = lookPath(app.Exec[0], env); err != nil {
+		return "", nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
 	if err := app.Isolators.restrictBeforeCredentials(); err != nil {
-		return fmt.Errorf("app %s: %w", app.Name, err)
+		return "", nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	if err := unix.Setgroups(cred.groups); err != nil {
-		return fmt.Errorf("app %s: setting supplementary groups: %w", app.Name, err)
-	}
-	if err := syscall.Setgid(cred.gid); err != nil {
-		return fmt.Errorf("app %s: setting gid %d: %w", app.Name, cred.gid, err)
-	}
-	if err := syscall.Setuid(cred.uid); err != nil {
-		return fmt.Errorf("app %s: setting uid %d: %w", app.Name, cred.uid, err)
+	if err := setThreadCredentials(cred); err != nil {
+		return "", nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
 	// chdir after dropping privileges, so a directory the user cannot
 	// enter is an error, as it would be for the user on any system.
-	if err := os.Chdir(wd); err != nil {
-		return fmt.Errorf("app %s: working directory %s: %w", app.Name, wd, err)
+	if err := unix.Chdir(wd); err != nil {
+		return "", nil, fmt.Errorf("app %s: working directory %s: %w", app.Name, wd, err)
 	}
 	if err := app.Isolators.restrictAfterCredentials(cred.uid); err != nil {
-		return fmt.Errorf("app %s: %w", app.Name, err)
+		return "", nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	if err := unix.Exec(path, app.Exec, env); err != nil {
-		return fmt.Errorf("app %s: executing %s: %w", app.Name, path, err)
+	return path, env, nil
+}
+
+// setThreadCredentials switches the calling thread, and only it, to the
+// app's groups, gid and uid. Go's syscall.Setuid changes every thread of
+// the process, which in the supervisor's own process would demote the
+// supervisor; the raw system calls act on one thread, as the kernel does.
+func setThreadCredentials(c credentials) error {
+	if err := unix.Setgroups(c.groups); err != nil {
+		return fmt.Errorf("setting supplementary groups: %w", err)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.gid), uintptr(c.gid), uintptr(c.gid)); e != 0 {
+		return fmt.Errorf("setting gid %d: %w", c.gid, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.uid), uintptr(c.uid), uintptr(c.uid)); e != 0 {
+		return fmt.Errorf("setting uid %d: %w", c.uid, e)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,10 +11,11 @@ import (
 )
 
 // Isolators restrict an app beyond its root filesystem. They are applied by
-// the supervisor on every flavor: the cgroup before the exec helper runs any
-// code of its own, /proc masking while the helper builds the root, and the
-// rest in the helper just before it execs the app, so the app never runs a
-// single instruction without them.
+// the supervisor on every flavor, on the thread that builds the app's root
+// and then forks or execs it (see Supervisor.Start): the cgroup before the
+// exec helper runs any code of its own, /proc masking while the root is
+// built, and the rest just before the app's command starts, so the app
+// never runs a single instruction without them.
 //
 // The zero value restricts nothing: the app keeps whatever the supervisor
 // has. A flavor that isolates (nspawn, kvm) fills in rkt's defaults through
@@ -70,6 +72,43 @@ type Seccomp struct {
 	// Errno is the error a refused syscall returns, by name ("EPERM",
 	// the default, "ENOSYS", ...).
 	Errno string `json:"errno,omitempty"`
+}
+
+// startThreadSyscalls are the system calls the Go runtime and
+// syscall.ForkExec may make on the thread that starts an app directly,
+// after that thread has loaded the app's seccomp filter and until it has
+// forked the app and exited (see Supervisor.startDirect).
+var startThreadSyscalls = []string{
+	"capget", "capset", "prctl", "clone", "clone3", "execve", "exit", "exit_group", "wait4",
+	"futex", "mmap", "munmap", "madvise", "mprotect", "rt_sigprocmask", "rt_sigaction",
+	"rt_sigreturn", "sigaltstack", "sched_yield", "nanosleep", "read", "write", "close",
+	"pipe2", "dup3", "fcntl", "prlimit64", "setsid", "gettid", "getpid", "tgkill",
+}
+
+// allowsDirectStart reports whether an app with these isolators can be
+// started from a thread of the supervisor itself rather than through the
+// exec helper. Three things rule it out: a cgroup (the helper is moved into
+// it before it runs any code; a thread cannot take its future child
+// there), oom_score_adj (a per-process value, which the supervisor would
+// have to change for itself) and a seccomp filter that may refuse what the
+// Go runtime needs on the starting thread (any retain set, or a remove set
+// naming one of startThreadSyscalls), which would crash the supervisor.
+func (i *Isolators) allowsDirectStart() bool {
+	if i.hasLimits() || i.OOMScoreAdj != nil {
+		return false
+	}
+	if i.Seccomp == nil {
+		return true
+	}
+	if i.Seccomp.Mode != SeccompRemove {
+		return false
+	}
+	for _, n := range i.Seccomp.Syscalls {
+		if slices.Contains(startThreadSyscalls, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasLimits reports whether the app needs a cgroup of its own.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -124,7 +125,8 @@ func (p *Process) finish(st ExitStatus) {
 	close(p.done)
 }
 
-// Pid returns the app's process ID (the helper execs the app in place).
+// Pid returns the app's process ID (the app's command runs in that process
+// from the start, or the exec helper execs it in place).
 func (p *Process) Pid() int { return p.pid }
 
 // Wait blocks until the app has exited and its output has been copied.
@@ -157,7 +159,109 @@ func (s *Supervisor) Start(app App) (*Process, error) {
 	if err := app.validate(); err != nil {
 		return nil, err
 	}
+	if app.allowsDirectStart() {
+		return s.startDirect(app)
+	}
 	return s.spawn(helperStart, app, true)
+}
+
+// startDirect starts an app without the exec helper. A new OS thread of
+// this process, locked to one goroutine, enters a fresh mount namespace,
+// builds the app's root there, becomes the app (user, working directory,
+// capabilities, no_new_privs, seccomp filter: all per-thread state) and
+// forks the app's command; the child inherits exactly that thread's state.
+// The thread has become the app and is never given back to the Go
+// scheduler: its goroutine exits while locked, which ends the thread.
+//
+// Why: it saves a whole Go process start per app, most of an app's start
+// time in the kvm guest under TCG (about 70 of 130 ms) and about 10 ms on
+// the host. It is only used when nothing has to happen between the fork
+// and the exec (see App.allowsDirectStart); otherwise the helper runs.
+func (s *Supervisor) startDirect(app App) (*Process, error) {
+	p := &Process{Name: app.Name, done: make(chan struct{})}
+	stdio, childEnds, err := p.stdio(app)
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	if err != nil {
+		p.closeAll()
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
+	fds := make([]uintptr, len(stdio))
+	for i, f := range stdio {
+		fds[i] = f.Fd()
+	}
+	setsid := app.Stdin == nil || !isTerminal(app.Stdin)
+	type forked struct {
+		pid int
+		err error
+	}
+	res := make(chan forked, 1)
+	// Holding the lock from before the fork until the pid is registered
+	// keeps the reaper from collecting an app that exits at once.
+	s.mu.Lock()
+	onThrowawayThread(func() {
+		pid, err := forkApp(&app, fds, setsid)
+		res <- forked{pid, err}
+	})
+	r := <-res
+	if r.err == nil {
+		p.pid = r.pid
+		s.procs[p.pid] = p
+	}
+	s.mu.Unlock()
+	runtime.KeepAlive(stdio)
+	if r.err != nil {
+		p.closeAll()
+		return nil, r.err
+	}
+	return p, nil
+}
+
+// onThrowawayThread runs fn in a new goroutine locked to an OS thread that
+// ends with it, so that whatever fn changes about its thread (namespaces,
+// root, credentials, filters) dies with the thread. That thread must not
+// be the main one: Go never ends the process's main thread but parks it
+// forever, still changed, and /proc/PID/{root,cwd,status} of the whole
+// process describe the main thread. While a goroutine holds the main
+// thread locked, no other goroutine can run there.
+func onThrowawayThread(fn func()) {
+	go func() {
+		runtime.LockOSThread() // never unlocked on the thread running fn
+		if unix.Gettid() != unix.Getpid() {
+			fn()
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread()
+			fn()
+		}()
+		<-done
+		runtime.UnlockOSThread()
+	}()
+}
+
+// forkApp is startDirect's work on its throwaway thread.
+func forkApp(app *App, fds []uintptr, setsid bool) (int, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return 0, fmt.Errorf("app %s: creating its mount namespace: %w", app.Name, err)
+	}
+	if err := setupRoot(app); err != nil {
+		return 0, fmt.Errorf("setting up the root filesystem of app %s: %w", app.Name, err)
+	}
+	path, env, err := becomeApp(app)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := syscall.ForkExec(path, app.Exec, &syscall.ProcAttr{Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setsid: setsid}})
+	if err != nil {
+		return 0, fmt.Errorf("app %s: executing %s: %w", app.Name, path, err)
+	}
+	return pid, nil
 }
 
 // Enter runs cmd inside the root of the running process pid (`rkt enter`):

@@ -2,8 +2,10 @@ package supervisor
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,4 +198,110 @@ func TestSignalAndEnter(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); err == nil {
 		t.Error("signalling an exited app succeeded")
 	}
+}
+
+func TestAllowsDirectStart(t *testing.T) {
+	oom := 0
+	cases := []struct {
+		name string
+		iso  Isolators
+		want bool
+	}{
+		{"nothing", Isolators{}, true},
+		{"caps and no-new-privs", Isolators{Capabilities: []string{"CAP_KILL"}, NoNewPrivileges: true}, true},
+		{"default seccomp profile", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}, true},
+		{"remove set hitting the runtime", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"mkdir", "futex"}}}, false},
+		{"retain set", Isolators{Seccomp: &Seccomp{Mode: SeccompRetain, Syscalls: []string{"read"}}}, false},
+		{"cgroup limit", Isolators{MemoryLimit: 1 << 20, Cgroup: "x/y"}, false},
+		{"oom-score-adj", Isolators{OOMScoreAdj: &oom}, false},
+	}
+	for _, tc := range cases {
+		if got := tc.iso.allowsDirectStart(); got != tc.want {
+			t.Errorf("%s: allowsDirectStart() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for user, want := range map[string]bool{"": true, "0": true, "root": false, "1000": false} {
+		app := App{User: user}
+		if got := app.allowsDirectStart(); got != want {
+			t.Errorf("user %q: allowsDirectStart() = %v, want %v", user, got, want)
+		}
+	}
+}
+
+// TestDirectStartLeavesSupervisorAlone checks that the thread which became
+// an app (fewer capabilities, no_new_privs, a seccomp filter, another mount
+// namespace, root and supplementary groups) is gone once the app runs: no
+// thread of the supervisor's process may keep any of that.
+func TestDirectStartLeavesSupervisorAlone(t *testing.T) {
+	root := busyboxRoot(t)
+	s, err := New()
+	must(t, err)
+	want, err := threadStates()
+	must(t, err)
+	if len(want) != 1 {
+		t.Fatalf("threads of the test process differ before any start: %v", want)
+	}
+	app := App{Name: "t", Root: root, Exec: []string{"/bin/sh", "-c", "exit 0"}, Group: "1000", SupplementaryGIDs: []int{7}, System: PrivateSystemMounts,
+		Isolators: Isolators{Capabilities: []string{"CAP_KILL"}, NoNewPrivileges: true, MaskKernelPaths: true,
+			Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}}
+	if !app.Isolators.allowsDirectStart() {
+		t.Fatal("the app would not be started directly; the test checks nothing")
+	}
+	// Enough starts that some would land on the main thread if
+	// onThrowawayThread let them.
+	for range 30 {
+		p, err := s.Start(app)
+		must(t, err)
+		if st := p.Wait(); st.Code != 0 {
+			t.Fatalf("app exited with %d", st.Code)
+		}
+	}
+	// A thread ends shortly after its goroutine: allow it a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := threadStates()
+		must(t, err)
+		if len(got) == 1 && slices.Equal(slices.Collect(maps.Keys(got)), slices.Collect(maps.Keys(want))) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("threads after direct starts: %v, want all %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// threadStates maps each distinct security state of this process's
+// threads (credentials, capabilities, no_new_privs, seccomp, mount
+// namespace, root) to the threads in it.
+func threadStates() (map[string][]string, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	states := map[string][]string{}
+	for _, task := range tasks {
+		dir := filepath.Join("/proc/self/task", task.Name())
+		status, err := os.ReadFile(filepath.Join(dir, "status"))
+		if err != nil {
+			continue // the thread has just exited
+		}
+		var key []string
+		for _, l := range strings.Split(string(status), "\n") {
+			for _, f := range []string{"Uid:", "Gid:", "Groups:", "CapPrm:", "CapEff:", "CapBnd:", "NoNewPrivs:", "Seccomp:"} {
+				if strings.HasPrefix(l, f) {
+					key = append(key, strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+		mnt, err1 := os.Readlink(filepath.Join(dir, "ns/mnt"))
+		rootDir, err2 := os.Readlink(filepath.Join(dir, "root"))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		key = append(key, mnt, "root="+rootDir)
+		k := strings.Join(key, "; ")
+		states[k] = append(states[k], task.Name())
+	}
+	return states, nil
 }
