@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -321,4 +322,103 @@ func patchVersion(t *testing.T, image, version string) string {
 		m.Labels = slices.DeleteFunc(m.Labels, func(l types.Label) bool { return l.Name == "version" })
 		m.Labels = append(m.Labels, types.Label{Name: "version", Value: version})
 	})
+}
+
+// TestImageVerify: rkt image verify checks the signature of an image
+// fetched gzip-compressed against the compressed file the store kept for
+// it, under the trust store as it is now; an image fetched without
+// verification has nothing to verify. rm takes the kept file along.
+func TestImageVerify(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	k := newSigningKey(t, "Image Publisher")
+	aci, err := os.ReadFile(c.Image("busybox")) // gzip-compressed
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "busybox.aci")
+	if err := os.WriteFile(file, aci, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file+".asc", k.sign(t, aci), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.RunOK("trust", "--prefix="+busyboxName, "--skip-fingerprint-review", k.pubFile)
+	id := strings.TrimSpace(c.RunOK("fetch", file).Stdout)
+	kept, _ := filepath.Glob(filepath.Join(c.DataDir(), "cas", "signed", "sha512", "*", "sha512-*"))
+	if len(kept) != 1 {
+		t.Fatalf("kept signed files: %q, want the compressed image", kept)
+	}
+	if b, err := os.ReadFile(kept[0]); err != nil || !bytes.Equal(b, aci) {
+		t.Fatalf("the kept file is not the signed file: %v", err)
+	}
+	unsigned := c.Fetch(c.Image("inspector"))
+	if kept2, _ := filepath.Glob(filepath.Join(c.DataDir(), "cas", "signed", "sha512", "*", "*")); len(kept2) != 1 {
+		t.Errorf("an unsigned fetch kept files: %q", kept2)
+	}
+
+	if r := c.RunOK("image", "verify", busyboxName); !strings.Contains(r.Stdout, id) || !strings.Contains(r.Stdout, "signature verified") || !strings.Contains(r.Stdout, k.fp) {
+		t.Errorf("rkt image verify: %v", r)
+	}
+	checkRktError(t, c.Run("image", "verify", unsigned), "no signature to verify")
+
+	// A changed kept file: the signature no longer matches.
+	tampered := bytes.Clone(aci)
+	tampered[len(tampered)/2] ^= 1
+	if err := os.WriteFile(kept[0], tampered, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Run("image", "verify", id)
+	checkRktError(t, r, k.fp)
+	if !strings.Contains(r.Stderr, "tampered") {
+		t.Errorf("the error should say the image was tampered with: %q", r.Stderr)
+	}
+	if err := os.WriteFile(kept[0], aci, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.RunOK("image", "verify", id)
+
+	// The key removed from the trust store.
+	key := filepath.Join(c.LocalConfigDir(), "trustedkeys", "prefix.d", filepath.FromSlash(busyboxName), k.fp)
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	r = c.Run("image", "verify", id)
+	checkRktError(t, r, k.fp)
+	for _, want := range []string{busyboxName, "rkt trust --prefix=" + busyboxName} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("the error should mention %q: %q", want, r.Stderr)
+		}
+	}
+
+	c.RunOK("image", "rm", id)
+	if left, _ := filepath.Glob(filepath.Join(c.DataDir(), "cas", "signed", "sha512", "*", "*")); len(left) != 0 {
+		t.Errorf("kept files survived image rm: %q", left)
+	}
+}
+
+// TestRenderProgress: the first pod of an image renders it and says so on
+// stderr, one plain line per image when stderr is not a terminal; the
+// next pod reuses the rendering and says nothing about it.
+func TestRenderProgress(t *testing.T) {
+	t.Parallel()
+	c := flyCtx(t)
+	r := c.RunOK(flyRunArgs(c, "prepare", "", c.Image("inspector"))...)
+	for _, want := range []string{
+		"rkt: rendering rkt.dev/rkt/stage1-fly:",
+		"rkt: rendering rkt.dev/examples/inspector:",
+		"rkt: rendered rkt.dev/examples/inspector:",
+	} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		if !strings.HasPrefix(l, "rkt: ") || strings.Contains(l, "\x1b") {
+			t.Errorf("not a plain progress line: %q", l)
+		}
+	}
+	if r := c.RunOK(flyRunArgs(c, "prepare", "", c.Image("inspector"))...); strings.Contains(r.Stderr, "render") {
+		t.Errorf("a second prepare rendered again:\n%s", r.Stderr)
+	}
 }

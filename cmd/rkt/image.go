@@ -213,7 +213,7 @@ only once the image was written completely.`,
 			if err != nil {
 				return err
 			}
-			return write(s, id, args[1], opts)
+			return write(s.WithProgress(cmd.ErrOrStderr()), id, args[1], opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.RootfsOnly, "rootfs-only", false, "write only the root filesystem")

@@ -9,6 +9,8 @@
 //	cas/blob/sha512/<2 hex>/<id>          the image, an uncompressed ACI tar
 //	cas/imageManifest/sha512/<2 hex>/<id> its manifest, as found in the image
 //	cas/index/<id>.json                   its index record (type Image)
+//	cas/signed/sha512/<2 hex>/<sha512-…>  the compressed file a signed image
+//	                                      was fetched as (see ImportSigned)
 //	cas/tmp/                              imports in progress
 //	cas/treelocks/<treeStoreID>           one flock per rendered tree
 //	tree/<treeStoreID>/rootfs             a rendered image with its dependencies
@@ -22,13 +24,22 @@
 // against its name at any time, rendering needs no decompression, and
 // export writes it as it is.
 //
+// A signature covers the file as published, though, which is often
+// compressed. So that `rkt image verify` can check it again at any time
+// against the trust store as it is then, a signed image keeps its
+// signature in its record and, when it was fetched compressed, that
+// compressed file too, named by its own SHA-512 and checked to decompress
+// to the image (see ReadSigned). Nothing is kept for images fetched
+// without verification.
+//
 // # Consistency
 //
 // Every file is written to a temporary name and renamed into place, so a
 // reader sees a whole file or none. The index record is written last on
 // import and removed first on removal: an image exists exactly when its
-// record does, and readers (List, Resolve, Manifest) take no lock. Blobs or
-// manifests left without a record by a crash are removed by GC.
+// record does, and readers (List, Resolve, Manifest) take no lock. Blobs,
+// manifests or signed files left without a record by a crash are removed
+// by GC.
 //
 // # Locking
 //

@@ -31,10 +31,29 @@ type Image struct {
 	// never rendered, and TreeStoreSize is that tree's size in bytes.
 	TreeStoreID   string `json:"treeStoreID,omitempty"`
 	TreeStoreSize int64  `json:"treeStoreSize,omitempty"`
+	// Signature is the armored detached signature the image was verified
+	// with when it was fetched (see ImportSigned); "" for an image stored
+	// without verification (--insecure-options=image, Docker and OCI
+	// images).
+	Signature string `json:"signature,omitempty"`
+	// Signed names the bytes Signature covers: the image ID when the
+	// image was signed as it is stored, uncompressed; otherwise "sha512-"
+	// and the hex SHA-512 of the compressed file it was fetched as, which
+	// is kept as cas/signed/sha512/<2 hex>/<Signed>.
+	Signed string `json:"signed,omitempty"`
 }
 
 // Version is the image's "version" label, "" if it has none.
 func (im Image) Version() string { return im.Labels["version"] }
+
+// nameVersion is how progress names an image: name:version, or the name
+// alone for an image without a version.
+func (im Image) nameVersion() string {
+	if v := im.Version(); v != "" {
+		return im.Name + ":" + v
+	}
+	return im.Name
+}
 
 // readRecord returns the record of id, or an error satisfying
 // errors.Is(err, ErrNotFound) if there is none.

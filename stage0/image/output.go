@@ -41,12 +41,15 @@ func (s *Store) Extract(id, dest string, opts OutputOptions) error {
 		return err
 	}
 	defer l.Close()
-	if _, err := s.readRecord(id); err != nil {
+	im, err := s.readRecord(id)
+	if err != nil {
 		return err
 	}
+	out := s.output()
+	defer out.Close()
 	return writeOutput(dest, opts.Overwrite, func(dir string) error {
 		eo := aci.ExtractOptions{RootfsOnly: opts.RootfsOnly}
-		return s.readBlob(id, func(r io.Reader) error { return aci.Extract(r, dir, eo) })
+		return s.extractBlob(id, "extracting", im.nameVersion(), im.Size, out, dir, eo)
 	})
 }
 
@@ -65,8 +68,10 @@ func (s *Store) RenderTo(id, dest string, opts OutputOptions) error {
 	if err != nil {
 		return fmt.Errorf("rendering image %s: %w", id, err)
 	}
+	out := s.output()
+	defer out.Close()
 	return writeOutput(dest, opts.Overwrite, func(dir string) error {
-		return s.writeLayers(layers, dir, opts.RootfsOnly)
+		return s.writeLayers(layers, dir, opts.RootfsOnly, out)
 	})
 }
 

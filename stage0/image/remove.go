@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"rkt.dev/rkt/stage0/image/aci"
 )
 
 // InUseFunc reports the pods (their UUIDs) that use an image; none means
@@ -114,10 +116,16 @@ func (s *Store) removeImage(id string) error {
 	if err != nil {
 		return err
 	}
+	// A damaged record names no signed file; GC's sweep removes it then.
+	rec, _ := s.readRecord(id)
 	if err := os.Remove(s.recordPath(id)); err != nil {
 		return fmt.Errorf("removing image %s: %w", id, err)
 	}
-	for _, p := range []string{s.manifestPath(id), s.blobPath(id)} {
+	paths := []string{s.manifestPath(id), s.blobPath(id)}
+	if rec.Signed != "" && rec.Signed != id && aci.IsImageID(rec.Signed, 128) {
+		paths = append(paths, s.signedPath(rec.Signed))
+	}
+	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removing image %s: %w", id, err)
 		}

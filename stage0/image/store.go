@@ -2,21 +2,46 @@ package image
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"rkt.dev/rkt/internal/lock"
+	"rkt.dev/rkt/stage0/image/progress"
 	"rkt.dev/rkt/stage1"
 )
 
 // Store is the image store of one rkt data directory. It holds no state
-// beyond paths, so any number of Stores, in any number of processes, may
-// use the same directory at once.
+// beyond paths and where to show progress, so any number of Stores, in any
+// number of processes, may use the same directory at once.
 type Store struct {
 	dataDir string
 	// now is time.Now; tests replace it to control import and use times.
 	now func() time.Time
+	// progress receives the progress of renders; nil shows none.
+	progress io.Writer
+}
+
+// WithProgress returns a Store of the same directory that shows on w
+// (rkt's stderr) the progress of rendering and extracting images: a bar
+// per image on a terminal, one line per image otherwise. A rendering
+// reused from the tree store shows nothing. A nil w shows nothing, as a
+// Store from Open does.
+func (s *Store) WithProgress(w io.Writer) *Store {
+	c := *s
+	c.progress = w
+	return &c
+}
+
+// output is a fresh progress.Output for one operation, which closes it
+// when done so its bars are drawn in their final state before anything
+// else writes; nil (reporting nothing) without a progress writer.
+func (s *Store) output() *progress.Output {
+	if s.progress == nil {
+		return nil
+	}
+	return progress.New(s.progress)
 }
 
 // Open returns the store of dataDir, creating its directories if needed.
@@ -51,6 +76,10 @@ func (s *Store) shardedPath(kind, id string) string {
 func (s *Store) blobPath(id string) string     { return s.shardedPath("blob", id) }
 func (s *Store) manifestPath(id string) string { return s.shardedPath("imageManifest", id) }
 func (s *Store) recordPath(id string) string   { return s.casPath("index", id+".json") }
+
+// signedPath is where the compressed file a signed image was fetched as is
+// kept, named by its own hash (Image.Signed).
+func (s *Store) signedPath(signed string) string { return s.shardedPath("signed", signed) }
 
 func (s *Store) treeRoot() string { return filepath.Join(s.dataDir, "tree") }
 

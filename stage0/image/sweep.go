@@ -35,6 +35,7 @@ func (s *Store) sweep() error {
 		removeChildren(s.casPath("index"), isTempName),
 		s.sweepSharded("blob", stored),
 		s.sweepSharded("imageManifest", stored),
+		s.sweepSigned(ids),
 		removeChildren(s.casPath("tmp"), func(de os.DirEntry) bool {
 			fi, err := de.Info()
 			return err == nil && time.Since(fi.ModTime()) > staleImport
@@ -62,9 +63,29 @@ func (s *Store) sweepTrees(stored map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// sweepSharded removes files of cas/<kind>/sha512/<xx>/ that belong to no
-// stored image.
-func (s *Store) sweepSharded(kind string, stored map[string]bool) error {
+// sweepSigned removes the kept signed files (cas/signed/) that no stored
+// image's record names. Where a record cannot be read, it cannot tell, and
+// removes nothing.
+func (s *Store) sweepSigned(ids []string) error {
+	kept := make(map[string]bool)
+	for _, id := range ids {
+		im, err := s.readRecord(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if im.Signed != "" {
+			kept[im.Signed] = true
+		}
+	}
+	return s.sweepSharded("signed", kept)
+}
+
+// sweepSharded removes files of cas/<kind>/sha512/<xx>/ whose names are
+// not in keep.
+func (s *Store) sweepSharded(kind string, keep map[string]bool) error {
 	shards, err := os.ReadDir(s.casPath(kind, "sha512"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -76,7 +97,7 @@ func (s *Store) sweepSharded(kind string, stored map[string]bool) error {
 	for _, shard := range shards {
 		dir := s.casPath(kind, "sha512", shard.Name())
 		errs = append(errs, removeChildren(dir, func(de os.DirEntry) bool {
-			return !stored[de.Name()]
+			return !keep[de.Name()]
 		}))
 		// Drop the shard if it is empty now; failing because it is not
 		// is the expected case.

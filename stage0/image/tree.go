@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"rkt.dev/rkt/stage0/image/aci"
+	"rkt.dev/rkt/stage0/image/progress"
 	"rkt.dev/rkt/stage1"
 )
 
@@ -33,7 +34,9 @@ const renderedFile = "rendered"
 // ID. The rootfs is at TreePath(treeStoreID); it must be treated as
 // read-only, since every pod of the image shares it.
 func (s *Store) Render(id string) (string, error) {
-	treeID, size, err := s.render(id)
+	out := s.output()
+	defer out.Close()
+	treeID, size, err := s.render(id, out)
 	if err != nil {
 		return "", fmt.Errorf("rendering image %s: %w", id, err)
 	}
@@ -43,13 +46,14 @@ func (s *Store) Render(id string) (string, error) {
 	return treeID, nil
 }
 
-func (s *Store) render(id string) (string, int64, error) {
+func (s *Store) render(id string, out *progress.Output) (string, int64, error) {
 	l, err := s.lockStore(false)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.Close()
-	if _, err := s.readRecord(id); err != nil {
+	im, err := s.readRecord(id)
+	if err != nil {
 		return "", 0, err
 	}
 	layers, err := s.chain(id)
@@ -74,12 +78,18 @@ func (s *Store) render(id string) (string, int64, error) {
 	if err := s.removeTree(treeID); err != nil {
 		return "", 0, err
 	}
-	size, err := s.renderNew(treeID, layers)
-	return treeID, size, err
+	size, err := s.renderNew(treeID, layers, out)
+	if err != nil {
+		return "", 0, err
+	}
+	// Below the finished bars on a terminal, not above them.
+	out.Close()
+	out.Stepf("rendered %s (%s)", im.nameVersion(), progress.Size(size))
+	return treeID, size, nil
 }
 
 // renderNew renders into a temporary directory and renames it into place.
-func (s *Store) renderNew(treeID string, layers []layer) (int64, error) {
+func (s *Store) renderNew(treeID string, layers []layer, out *progress.Output) (int64, error) {
 	tmp, err := os.MkdirTemp(s.treeTmpDir(), "render-")
 	if err != nil {
 		return 0, fmt.Errorf("creating a temporary tree: %w", err)
@@ -93,7 +103,7 @@ func (s *Store) renderNew(treeID string, layers []layer) (int64, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return 0, err
 	}
-	if err := s.writeLayers(layers, tmp, false); err != nil {
+	if err := s.writeLayers(layers, tmp, false, out); err != nil {
 		return 0, err
 	}
 	size, err := dirSize(filepath.Join(tmp, "rootfs"))
@@ -120,7 +130,9 @@ func (s *Store) renderNew(treeID string, layers []layer) (int64, error) {
 
 // writeLayers renders layers into dir: the image's manifest and its
 // rootfs/ there, or with rootfsOnly the rootfs contents in dir itself.
-func (s *Store) writeLayers(layers []layer, dir string, rootfsOnly bool) error {
+// Each layer shows as a task on out: extraction reads the whole stored,
+// uncompressed blob, so its size is the total.
+func (s *Store) writeLayers(layers []layer, dir string, rootfsOnly bool, out *progress.Output) error {
 	root := dir
 	if !rootfsOnly {
 		root = filepath.Join(dir, "rootfs")
@@ -136,13 +148,33 @@ func (s *Store) writeLayers(layers []layer, dir string, rootfsOnly bool) error {
 			return err
 		}
 	}
-	for _, l := range layers {
-		opts := aci.ExtractOptions{RootfsOnly: true, Keep: l.keep()}
-		err := s.readBlob(l.id, func(r io.Reader) error { return aci.Extract(r, root, opts) })
+	for i, l := range layers {
+		im, err := s.readRecord(l.id)
 		if err != nil {
-			return fmt.Errorf("extracting image %s: %w", l.id, err)
+			return err
+		}
+		name := im.nameVersion()
+		if len(layers) > 1 {
+			name = fmt.Sprintf("image %d/%d %s", i+1, len(layers), name)
+		}
+		opts := aci.ExtractOptions{RootfsOnly: true, Keep: l.keep()}
+		if err := s.extractBlob(l.id, "rendering", name, im.Size, out, root, opts); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// extractBlob extracts the stored image id into root, shown on out as the
+// task "VERB NAME" of size bytes.
+func (s *Store) extractBlob(id, verb, name string, size int64, out *progress.Output, root string, opts aci.ExtractOptions) error {
+	bar := out.Task(verb, name, size)
+	err := s.readBlob(id, func(r io.Reader) error { return aci.Extract(bar.Reader(r), root, opts) })
+	if err != nil {
+		bar.Abort()
+		return fmt.Errorf("extracting image %s: %w", id, err)
+	}
+	bar.Done()
 	return nil
 }
 

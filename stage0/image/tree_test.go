@@ -1,12 +1,15 @@
 package image
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	at "rkt.dev/rkt/stage0/image/internal/acitest"
+	"rkt.dev/rkt/stage0/image/progress"
 )
 
 func dep(name string, fields map[string]any) map[string]any {
@@ -155,6 +158,51 @@ func TestTreePathRefusesOtherPaths(t *testing.T) {
 	for _, id := range []string{"", "..", "tmp", "deps-sha512-00", "deps-sha512-" + string(make([]byte, 128))} {
 		if _, err := s.TreePath(id); err == nil {
 			t.Errorf("TreePath(%q) succeeded", id)
+		}
+	}
+}
+
+// Without a terminal, a render prints one line per image it extracts and
+// one when done; a render the tree store already holds prints nothing.
+func TestRenderProgress(t *testing.T) {
+	s, _ := newStore(t)
+	base := importImage(t, s, "example.com/base", "1.0", nil, at.File("rootfs/b", strings.Repeat("b", 3000)))
+	app := importImage(t, s, "example.com/app", "1.0",
+		deps(dep("example.com/base", map[string]any{"imageID": base})), at.File("rootfs/a", "a"))
+	alone := importImage(t, s, "example.com/alone", "", nil, at.File("rootfs/x", "x"))
+	size := func(id string) string {
+		im, err := s.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return progress.Size(im.Size)
+	}
+
+	var buf bytes.Buffer
+	ps := s.WithProgress(&buf)
+	for _, tc := range []struct {
+		id   string
+		want string
+	}{
+		{app, "rkt: rendering image 1/2 example.com/base:1.0 (" + size(base) + ")\n" +
+			"rkt: rendering image 2/2 example.com/app:1.0 (" + size(app) + ")\n" +
+			"rkt: rendered example.com/app:1.0 (2.9 KiB)\n"},
+		{alone, "rkt: rendering example.com/alone (" + size(alone) + ")\n" +
+			"rkt: rendered example.com/alone (1 B)\n"},
+	} {
+		buf.Reset()
+		if _, err := ps.Render(tc.id); err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != tc.want {
+			t.Errorf("first render:\n%s\nwant:\n%s", buf.String(), tc.want)
+		}
+		buf.Reset()
+		if _, err := ps.Render(tc.id); err != nil {
+			t.Fatal(err)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("rendering again printed %q, want nothing", buf.String())
 		}
 	}
 }

@@ -73,7 +73,9 @@ func newState(opts Options) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &state{opts: opts, store: store}, nil
+	// The first pod of an image renders it, which takes a while for a
+	// large image (a stage1 holds a kernel): show it as fetches are shown.
+	return &state{opts: opts, store: store.WithProgress(opts.Log)}, nil
 }
 
 // Prepare creates a pod in the prepared state and returns its UUID.

@@ -27,17 +27,17 @@ var (
 func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReader(r)
 	// A short stream is not an error here: it just cannot be compressed.
-	head, _ := br.Peek(len(magicXz))
-	switch {
-	case bytes.HasPrefix(head, magicGzip):
+	head, _ := br.Peek(HeadSize)
+	switch Compression(head) {
+	case "gzip":
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, invalid("", fmt.Errorf("reading gzip header: %w", err))
 		}
 		return zr, nil
-	case bytes.HasPrefix(head, magicBzip2):
+	case "bzip2":
 		return io.NopCloser(bzip2.NewReader(br)), nil
-	case bytes.HasPrefix(head, magicXz):
+	case "xz":
 		xr, err := xz.NewReader(br)
 		if err != nil {
 			return nil, invalid("", fmt.Errorf("reading xz header: %w", err))
@@ -46,4 +46,22 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// HeadSize is how many leading bytes of a stream Compression needs.
+const HeadSize = 6
+
+// Compression names the compression of a stream that starts with head
+// (HeadSize bytes, or all of a shorter stream): "gzip", "bzip2" or "xz";
+// "" for a stream Decompress passes through unchanged.
+func Compression(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		return "gzip"
+	case bytes.HasPrefix(head, magicBzip2):
+		return "bzip2"
+	case bytes.HasPrefix(head, magicXz):
+		return "xz"
+	}
+	return ""
 }

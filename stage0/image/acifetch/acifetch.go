@@ -11,15 +11,14 @@
 // Downloads honour HTTP caching: a URL fetched before is not asked again
 // while its Cache-Control max-age lasts, and is revalidated with its ETag
 // afterwards, so an unchanged image is never downloaded twice. What was
-// learnt is kept in package remote, as is the signature an image was
-// verified with, which `rkt image verify` checks again later.
+// learnt is kept in package remote. The signature an image was verified
+// with is kept with the image in the store (image.Store.ImportSigned),
+// and VerifyStored, `rkt image verify`, checks it again later.
 package acifetch
 
 import (
 	"context"
-	"crypto/sha512"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -271,15 +270,14 @@ func (o *Options) fetchEndpoint(ctx context.Context, ep discovery.Endpoint, name
 // the store sees it only once it passed everything.
 func (o *Options) importVerified(ctx context.Context, f io.ReadSeeker, what string, sig []byte, name string, labels map[string]string) (string, error) {
 	var (
-		signer     trust.Key
-		signedHash string
-		err        error
+		signer trust.Key
+		err    error
 	)
 	// When the name is known (discovery), the signature is checked before
 	// rkt parses a byte of the image: untrusted data is only read once it
 	// is known to come from a trusted publisher.
 	if sig != nil && name != "" {
-		if signer, signedHash, err = o.verify(ctx, name, f, sig); err != nil {
+		if signer, err = o.verify(ctx, name, f, sig); err != nil {
 			return "", err
 		}
 	}
@@ -297,7 +295,7 @@ func (o *Options) importVerified(ctx context.Context, f io.ReadSeeker, what stri
 	}
 	// Otherwise the keys to check with depend on the name in the image.
 	if sig != nil && name == "" {
-		if signer, signedHash, err = o.verify(ctx, im.Name.String(), f, sig); err != nil {
+		if signer, err = o.verify(ctx, im.Name.String(), f, sig); err != nil {
 			return "", err
 		}
 	}
@@ -307,44 +305,40 @@ func (o *Options) importVerified(ctx context.Context, f io.ReadSeeker, what stri
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	id, err := o.Store.Import(f)
+	var id string
+	if sig == nil {
+		id, err = o.Store.Import(f)
+	} else {
+		// The store keeps the signature, and the signed bytes when they
+		// are not the stored blob, so image verify can check it again.
+		id, err = o.Store.ImportSigned(f, sig)
+	}
 	if err != nil {
 		return "", fmt.Errorf("importing %s: %w", what, err)
 	}
-	if sig == nil {
-		return id, nil
-	}
-	// Digest is the hash of the signed file: when it equals the image ID
-	// (an uncompressed ACI), image verify can check the signature again
-	// against the stored image itself.
-	return id, o.Index.Put(remote.Record{
-		Key: remote.SignatureKey + id, ImageID: id, Signature: string(sig),
-		Signer: signer.Fingerprint, Digest: signedHash, Downloaded: o.now(),
-	})
+	return id, nil
 }
 
-// verify checks a signature of the bytes of f and returns the signing key
-// and the sha512 of the signed bytes. With TrustKeysFromHTTPS, the keys
-// discovery names are trusted for an image signed by an unknown key.
-func (o *Options) verify(ctx context.Context, name string, f io.ReadSeeker, sig []byte) (trust.Key, string, error) {
-	try := func() (trust.Key, string, error) {
+// verify checks a signature of the bytes of f and returns the signing key.
+// With TrustKeysFromHTTPS, the keys discovery names are trusted for an
+// image signed by an unknown key.
+func (o *Options) verify(ctx context.Context, name string, f io.ReadSeeker, sig []byte) (trust.Key, error) {
+	try := func() (trust.Key, error) {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return trust.Key{}, "", err
+			return trust.Key{}, err
 		}
-		h := sha512.New()
-		k, err := o.Trust.Verify(name, io.TeeReader(f, h), sig)
-		return k, aci.ImageIDPrefix + hex.EncodeToString(h.Sum(nil)), err
+		return o.Trust.Verify(name, f, sig)
 	}
-	k, sum, err := try()
+	k, err := try()
 	if err == nil || !o.TrustKeysFromHTTPS || !errors.Is(err, trust.ErrUntrusted) {
-		return k, sum, err
+		return k, err
 	}
 	// Keys trusted without asking come over HTTPS only, whatever else
 	// the user allowed.
 	strict := *o
 	strict.InsecureHTTP = false
 	if _, kerr := strict.TrustDiscoveredKeys(ctx, name, name, nil); kerr != nil {
-		return trust.Key{}, "", fmt.Errorf("%w (and --trust-keys-from-https found no key: %v)", err, kerr)
+		return trust.Key{}, fmt.Errorf("%w (and --trust-keys-from-https found no key: %v)", err, kerr)
 	}
 	return try()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/ulikunitz/xz"
 
 	"rkt.dev/rkt/stage0/image"
 	. "rkt.dev/rkt/stage0/image/internal/acitest"
@@ -88,7 +90,10 @@ func (s *server) requests() []string {
 
 func newKey(t *testing.T) (*openpgp.Entity, []byte) {
 	t.Helper()
-	e, err := openpgp.NewEntity("Publisher", "", "pub@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	// Made two hours ago, so that a test can give it a lifetime that
+	// has ended (see expired).
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
+	e, err := openpgp.NewEntity("Publisher", "", "pub@example.com", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +122,7 @@ func gz(t *testing.T, b []byte) []byte {
 }
 
 type fixture struct {
+	dir  string
 	srv  *server
 	opts Options
 	key  *openpgp.Entity
@@ -138,7 +144,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: newServer(t), now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := &fixture{dir: dir, srv: newServer(t), now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	f.key, f.pub = newKey(t)
 	f.opts = Options{
 		Store: st, Index: x, Trust: trust.Store{LocalDir: filepath.Join(dir, "etc")},
@@ -305,43 +311,198 @@ func TestFetchURLAndFile(t *testing.T) {
 	}
 }
 
+// TestVerifyStored fetches signed images, uncompressed and compressed,
+// changes the trust store or the store after the fetch, and checks what
+// VerifyStored says: the signature is checked again against the bytes it
+// signed, under the trust store as it is now.
 func TestVerifyStored(t *testing.T) {
+	hello, err := os.ReadFile("../testdata/hello.aci.bz2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeKey := func(t *testing.T, f *fixture, _ string) {
+		keys, _ := f.opts.Trust.KeysFor("example.com/app")
+		if len(keys) != 1 {
+			t.Fatalf("trusted keys: %v", keys)
+		}
+		if err := os.Remove(keys[0].Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		// image is the file published, signed by the fixture's key.
+		image func(t *testing.T, img []byte) []byte
+		// after changes the trust store or the store after the fetch.
+		after func(t *testing.T, f *fixture, id string)
+		// reason is what the error matches, want what it says ("{id}"
+		// and "{fp}" stand for the image ID and the key's fingerprint);
+		// neither means that the image verifies.
+		reason error
+		want   []string
+	}{
+		{name: "uncompressed", image: plain},
+		{name: "gzip", image: gz},
+		{name: "xz", image: xzc},
+		{name: "bzip2", image: func(*testing.T, []byte) []byte { return hello }},
+		{name: "uncompressed, key removed", image: plain, after: removeKey, reason: trust.ErrUntrusted,
+			want: []string{"{id}", "{fp}", "no longer trusted", "rkt trust --prefix=example.com/app"}},
+		{name: "gzip, key removed", image: gz, after: removeKey, reason: trust.ErrUntrusted,
+			want: []string{"{id}", "{fp}", "no longer trusted", "rkt trust --prefix=example.com/app"}},
+		{name: "gzip, key masked", image: gz, after: func(t *testing.T, f *fixture, _ string) {
+			// The key moves to the system directory, and an empty
+			// local file masks it.
+			keys, _ := f.opts.Trust.KeysFor("example.com/app")
+			rel, _ := filepath.Rel(f.opts.Trust.LocalDir, keys[0].Path)
+			f.opts.Trust.SystemDir = t.TempDir()
+			sys := filepath.Join(f.opts.Trust.SystemDir, rel)
+			os.MkdirAll(filepath.Dir(sys), 0o755)
+			os.WriteFile(sys, f.pub, 0o644)
+			os.WriteFile(keys[0].Path, nil, 0o644)
+		}, reason: trust.ErrUntrusted, want: []string{"{id}", "{fp}"}},
+		{name: "gzip, key expired", image: gz, after: func(t *testing.T, f *fixture, _ string) {
+			keys, _ := f.opts.Trust.KeysFor("example.com/app")
+			if err := os.WriteFile(keys[0].Path, expired(t, f.key), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, reason: trust.ErrExpired, want: []string{"{id}", "{fp}", "no longer valid", "rkt trust --prefix=example.com/app"}},
+		{name: "gzip, kept file tampered", image: gz, after: func(t *testing.T, f *fixture, id string) {
+			p := keptFile(t, f)
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, reason: trust.ErrBad, want: []string{"{id}", "{fp}", "tampered", "rkt image rm {id}"}},
+		{name: "gzip, kept file removed", image: gz, after: func(t *testing.T, f *fixture, id string) {
+			os.Remove(keptFile(t, f))
+		}, want: []string{"{id}", "missing", "rkt image rm {id}"}},
+		{name: "gzip, record names another image's signed file", image: gz, after: func(t *testing.T, f *fixture, id string) {
+			// Another image signed by the same key, whose signature
+			// and kept file the record of the first is made to name:
+			// everything verifies, except that it is not this image.
+			other := gz(t, Build(t, File("manifest", ManifestJSON(t, "example.com/app", "9.0", nil)), Dir("rootfs")))
+			f.srv.put("/other.aci", other)
+			f.srv.put("/other.aci.asc", sign(t, f.key, other))
+			oid, err := FetchURL(t.Context(), "https://example.com/other.aci", f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, _ := f.opts.Store.Get(oid)
+			rp := filepath.Join(f.dir, "cas", "index", id+".json")
+			var rec map[string]any
+			b, _ := os.ReadFile(rp)
+			json.Unmarshal(b, &rec)
+			rec["signature"], rec["signed"] = o.Signature, o.Signed
+			b, _ = json.Marshal(rec)
+			os.WriteFile(rp, b, 0o644)
+		}, want: []string{"{id}", "another image"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			if _, err := f.opts.Trust.Add(f.pub, "example.com"); err != nil {
+				t.Fatal(err)
+			}
+			img := tc.image(t, Build(t, File("manifest", ManifestJSON(t, "example.com/app", "1.0", nil)), Dir("rootfs"), File("rootfs/v", "1.0")))
+			f.srv.put("/app.aci", img)
+			f.srv.put("/app.aci.asc", sign(t, f.key, img))
+			id, err := FetchURL(t.Context(), "https://example.com/app.aci", f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.after != nil {
+				tc.after(t, f, id)
+			}
+			r, err := VerifyStored(id, f.opts)
+			fp := trust.Fingerprint(f.key)
+			if tc.want == nil {
+				if err != nil || r.Signer != fp || r.Identity == "" {
+					t.Fatalf("VerifyStored = %+v, %v; want signer %s", r, err, fp)
+				}
+				return
+			}
+			if err == nil || (tc.reason != nil && !errors.Is(err, tc.reason)) {
+				t.Fatalf("VerifyStored error = %v, want %v", err, tc.reason)
+			}
+			for _, w := range tc.want {
+				w = strings.NewReplacer("{id}", id, "{fp}", fp).Replace(w)
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestVerifyUnsigned: images fetched without verification keep nothing,
+// and verify says there is no signature to verify.
+func TestVerifyUnsigned(t *testing.T) {
 	f := newFixture(t)
-	f.trustKey(t)
-	f.publish(t, "example.com/app", "1.0", f.key, false)
-	f.publish(t, "example.com/app", "2.0", f.key, true)
-	plain, err := FetchName(t.Context(), "example.com/app:1.0", f.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compressed, err := FetchName(t.Context(), "example.com/app:2.0", f.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, rechecked := range map[string]bool{plain: true, compressed: false} {
-		r, err := VerifyStored(id, f.opts)
-		if err != nil || r.Signer != trust.Fingerprint(f.key) || r.Rechecked != rechecked {
-			t.Errorf("VerifyStored(%s) = %+v, %v; want signer %s, rechecked %v", id, r, err, trust.Fingerprint(f.key), rechecked)
-		}
-	}
-	// Removing the key from the trust store makes both fail.
-	keys, _ := f.opts.Trust.KeysFor("example.com/app")
-	os.Remove(keys[0].Path)
-	for _, id := range []string{plain, compressed} {
-		if _, err := VerifyStored(id, f.opts); !errors.Is(err, trust.ErrUntrusted) {
-			t.Errorf("VerifyStored(%s) after removing the key: %v", id, err)
-		}
-	}
-	// An image imported without a signature has nothing to verify.
 	f.opts.InsecureImage = true
-	f.publish(t, "example.com/app", "3.0", f.key, false)
-	unsigned, err := FetchName(t.Context(), "example.com/app:3.0", f.opts)
+	f.publish(t, "example.com/app", "3.0", f.key, true)
+	id, err := FetchName(t.Context(), "example.com/app:3.0", f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyStored(unsigned, f.opts); err == nil || !strings.Contains(err.Error(), "no signature") {
+	if _, err := VerifyStored(id, f.opts); !errors.Is(err, image.ErrNoSignature) || !strings.Contains(err.Error(), "no signature to verify") || !strings.Contains(err.Error(), "--insecure-options=image") {
 		t.Errorf("unsigned image: %v", err)
 	}
+	if des, err := os.ReadDir(filepath.Join(f.dir, "cas", "signed")); err == nil && len(des) > 0 {
+		t.Errorf("an unsigned fetch kept a signed file: %v", des)
+	}
+	if im, _ := f.opts.Store.Get(id); im.Signature != "" || im.Signed != "" {
+		t.Errorf("an unsigned fetch recorded a signature: %+v", im)
+	}
+}
+
+func plain(_ *testing.T, b []byte) []byte { return b }
+
+func xzc(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := xz.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// keptFile is the one signed file kept in the fixture's store.
+func keptFile(t *testing.T, f *fixture) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(f.dir, "cas", "signed", "sha512", "*", "sha512-*"))
+	if len(m) != 1 {
+		t.Fatalf("kept signed files: %v", m)
+	}
+	return m[0]
+}
+
+// expired returns the armored public key of e as its owner would publish
+// it after giving it a lifetime that ended an hour ago: a newer self
+// signature with a key lifetime of one hour from its creation.
+func expired(t *testing.T, e *openpgp.Entity) []byte {
+	t.Helper()
+	id := e.PrimaryIdentity()
+	sig := *id.SelfSignature
+	lifetime := uint32(time.Hour / time.Second)
+	sig.KeyLifetimeSecs = &lifetime
+	cfg := &packet.Config{Time: func() time.Time { return e.PrimaryKey.CreationTime.Add(time.Minute) }}
+	sig.CreationTime = cfg.Now()
+	if err := sig.SignUserId(id.UserId.Id, e.PrimaryKey, e.PrivateKey, cfg); err != nil {
+		t.Fatal(err)
+	}
+	id.Signatures = append(id.Signatures, &sig)
+	id.SelfSignature = &sig
+	var buf bytes.Buffer
+	w, _ := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return buf.Bytes()
 }
 
 func TestMaxAge(t *testing.T) {

@@ -1,10 +1,11 @@
 package acifetch
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
-	"rkt.dev/rkt/stage0/image/remote"
+	"rkt.dev/rkt/stage0/image"
 	"rkt.dev/rkt/stage0/image/trust"
 )
 
@@ -14,16 +15,15 @@ type Report struct {
 	// Signer is the fingerprint of the key that signed the image, and
 	// Identity its user ID.
 	Signer, Identity string
-	// Rechecked is true when the signature was verified again against
-	// the stored image; false when the stored image is not the signed
-	// file (it was compressed), so that only the signer's key could be
-	// checked against the trust store.
-	Rechecked bool
 }
 
-// VerifyStored checks a stored image: that its blob still hashes to its
-// ID, and that the signature it was fetched with still verifies against
-// the trust store as it is now (a key removed or masked since is caught).
+// VerifyStored checks a stored image: that the signature it was fetched
+// with still verifies, against the trust store as it is now, the bytes it
+// signed (the stored image, or the compressed file kept for an image
+// fetched compressed), and that those bytes still are the stored image,
+// which still hashes to its ID. A key removed, masked, expired or revoked
+// since the fetch is caught, as is a damaged or swapped file.
+//
 // An image without a signature fails: it was fetched with
 // --insecure-options=image, or converted from a Docker image.
 func VerifyStored(id string, o Options) (Report, error) {
@@ -32,37 +32,35 @@ func VerifyStored(id string, o Options) (Report, error) {
 		return Report{}, err
 	}
 	r := Report{ID: id, Name: im.Name.String()}
+	err = o.Store.ReadSigned(id, func(sig []byte, signed io.Reader) error {
+		k, err := o.Trust.Verify(r.Name, signed, sig)
+		var ve *trust.VerifyError
+		if errors.As(err, &ve) {
+			ve.ID = id // the fix names the stored image
+		}
+		if err != nil {
+			return err
+		}
+		r.Signer, r.Identity = k.Fingerprint, k.Identity()
+		return nil
+	})
+	if !errors.Is(err, image.ErrNoSignature) {
+		return r, err
+	}
+	// Nothing to verify; still report a damaged image as damaged.
 	if err := o.Store.Export(id, io.Discard); err != nil {
 		return r, err
 	}
-	rec, ok := o.Index.Get(remote.SignatureKey + id)
-	if !ok {
-		if _, docker := im.Annotations.Get("appc.io/docker/originalname"); docker {
-			return r, fmt.Errorf("image %s (%s) has no signature: it was converted from a Docker image, and Docker images carry none", r.Name, id)
-		}
-		return r, fmt.Errorf("image %s (%s) has no signature: it was fetched with --insecure-options=image; fetch it again with its signature to verify it", r.Name, id)
+	if _, docker := im.Annotations.Get("appc.io/docker/originalname"); docker {
+		return r, unsignedError(fmt.Sprintf("image %s (%s) has no signature to verify: it was converted from a Docker or OCI image, and those carry none", r.Name, id))
 	}
-	sig := []byte(rec.Signature)
-	if rec.Digest == id {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(o.Store.Export(id, pw)) }()
-		k, err := o.Trust.Verify(r.Name, pr, sig)
-		pr.Close()
-		if err != nil {
-			return r, err
-		}
-		r.Signer, r.Identity, r.Rechecked = k.Fingerprint, k.Identity(), true
-		return r, nil
-	}
-	keys, err := o.Trust.KeysFor(r.Name)
-	if err != nil {
-		return r, err
-	}
-	for _, k := range keys {
-		if k.Fingerprint == rec.Signer {
-			r.Signer, r.Identity = k.Fingerprint, k.Identity()
-			return r, nil
-		}
-	}
-	return r, &trust.VerifyError{Image: r.Name, Signer: rec.Signer, Reason: trust.ErrUntrusted}
+	return r, unsignedError(fmt.Sprintf("image %s (%s) has no signature to verify: it was fetched with --insecure-options=image; to verify it, remove it with 'rkt image rm %s' and fetch it again without that option", r.Name, id, id))
 }
+
+// unsignedError says why an image has no signature; it matches
+// image.ErrNoSignature.
+type unsignedError string
+
+func (e unsignedError) Error() string { return string(e) }
+
+func (e unsignedError) Unwrap() error { return image.ErrNoSignature }

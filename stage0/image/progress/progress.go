@@ -1,6 +1,7 @@
-// Package progress shows what an image fetch is doing: a progress bar per
-// download when the output is a terminal, and one plain line per step
-// otherwise, so logs and CI output stay readable and free of escape codes.
+// Package progress shows what an image fetch or render is doing: a
+// progress bar per download or extracted image when the output is a
+// terminal, and one plain line per step otherwise, so logs and CI output
+// stay readable and free of escape codes.
 package progress
 
 import (
@@ -52,8 +53,22 @@ func (o *Output) Stepf(format string, args ...any) {
 }
 
 // Bar tracks one transfer of total bytes (0 or less when unknown), such
-// as a layer download. Without a terminal it prints one line as it starts.
+// as a layer download. Without a terminal it prints one line as it starts,
+// "downloading NAME (SIZE)".
 func (o *Output) Bar(name string, total int64) *Bar {
+	return o.bar("downloading", name, name, total)
+}
+
+// Task tracks work other than a download that reads total bytes, such as
+// extracting an image: a bar labelled "VERB NAME" on a terminal, otherwise
+// one line "VERB NAME (SIZE)" as it starts.
+func (o *Output) Task(verb, name string, total int64) *Bar {
+	return o.bar(verb, name, verb+" "+name, total)
+}
+
+// bar is Bar and Task. Download bars keep their bare name as the label:
+// a fetch shows only downloads as bars, so the verb would only take room.
+func (o *Output) bar(verb, name, label string, total int64) *Bar {
 	if o == nil {
 		return &Bar{}
 	}
@@ -62,7 +77,7 @@ func (o *Output) Bar(name string, total int64) *Bar {
 		if total > 0 {
 			size = " (" + Size(total) + ")"
 		}
-		o.Stepf("downloading %s%s", name, size)
+		o.Stepf("%s %s%s", verb, name, size)
 		return &Bar{}
 	}
 	o.mu.Lock()
@@ -72,7 +87,7 @@ func (o *Output) Bar(name string, total int64) *Bar {
 	}
 	b := o.bars.AddBar(max(total, 0),
 		mpb.PrependDecorators(
-			decor.Name(name, decor.WCSyncSpaceR),
+			decor.Name(label, decor.WCSyncSpaceR),
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
 		),
 		mpb.AppendDecorators(decor.OnComplete(decor.Percentage(decor.WCSyncSpace), "done")),

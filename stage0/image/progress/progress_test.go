@@ -19,10 +19,12 @@ func TestPlainOutput(t *testing.T) {
 	}
 	b.Done()
 	o.Bar("config", 0).Abort()
+	o.Task("rendering", "example.com/app:1.0", 2048).Done()
 	o.Close()
 	want := "rkt: fetching docker://example/busybox\n" +
 		"rkt: downloading layer sha256:0123456789ab (3.0 MiB)\n" +
-		"rkt: downloading config\n"
+		"rkt: downloading config\n" +
+		"rkt: rendering example.com/app:1.0 (2.0 KiB)\n"
 	if buf.String() != want {
 		t.Errorf("output:\n%q\nwant:\n%q", buf.String(), want)
 	}
@@ -36,6 +38,7 @@ func TestNilOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Done()
+	o.Task("rendering", "x", 1).Abort()
 	o.Close()
 }
 

@@ -1,8 +1,9 @@
 // Package remote remembers where stored images came from, so that a fetch
 // can be answered from the image store without downloading: the image a
-// Docker reference or digest was converted into, the HTTP cache validators
-// (ETag, max-age) of an ACI URL, and the signature an image was verified
-// with. It is rkt's "remote" table.
+// Docker reference or digest was converted into, and the HTTP cache
+// validators (ETag, max-age) of an ACI URL. It is rkt's "remote" table.
+// (The signature an image was verified with is not a hint but part of the
+// image: the image store keeps it, see image.Store.ImportSigned.)
 //
 // Records live in <data dir>/cas/remote/, one JSON file per key, named by
 // the key's SHA-256, written atomically (temporary file and rename) so
@@ -36,10 +37,6 @@ type Record struct {
 	ETag       string    `json:"etag,omitempty"`
 	MaxAge     int       `json:"maxAge,omitempty"`
 	Downloaded time.Time `json:"downloaded"`
-	// Signature is the armored detached signature the image was verified
-	// with, and Signer the fingerprint of the key that made it.
-	Signature string `json:"signature,omitempty"`
-	Signer    string `json:"signer,omitempty"`
 }
 
 // Fresh reports whether an HTTP response recorded at Downloaded with
@@ -117,8 +114,6 @@ const (
 	// DockerRefKey + a full Docker reference records what it last
 	// resolved to, for --pull-policy=new and never.
 	DockerRefKey = "docker-ref:"
-	// SignatureKey + an image ID records its signature.
-	SignatureKey = "signature:"
 )
 
 // PullPolicy says when a fetch may use the network.

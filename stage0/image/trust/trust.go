@@ -271,19 +271,28 @@ type VerifyError struct {
 	Signer string
 	Reason error
 	Err    error // the OpenPGP library's error
+	// ID is the image ID when a stored image was checked again (rkt
+	// image verify), "" while an image is fetched: the fixes differ.
+	ID string
 }
 
 func (e *VerifyError) Error() string {
-	prefix := e.Image
+	prefix, image, drop := e.Image, e.Image, ""
+	if e.ID != "" {
+		image = fmt.Sprintf("%s (%s)", e.Image, e.ID)
+		drop = fmt.Sprintf(", and remove it with 'rkt image rm %s'", e.ID)
+	}
 	switch {
+	case errors.Is(e.Reason, ErrUntrusted) && e.ID != "":
+		return fmt.Sprintf("image %s is signed by key %s, which is no longer trusted for it; if you still trust that key, add it again with 'rkt trust --prefix=%s KEYFILE', otherwise remove the image with 'rkt image rm %s'", image, e.Signer, prefix, e.ID)
 	case errors.Is(e.Reason, ErrUntrusted):
-		return fmt.Sprintf("image %s is signed by key %s, which is not trusted for it; if you trust that key, add it with 'rkt trust --prefix=%s KEYFILE' (or skip verification with --insecure-options=image)", e.Image, e.Signer, prefix)
+		return fmt.Sprintf("image %s is signed by key %s, which is not trusted for it; if you trust that key, add it with 'rkt trust --prefix=%s KEYFILE' (or skip verification with --insecure-options=image)", image, e.Signer, prefix)
 	case errors.Is(e.Reason, ErrExpired):
-		return fmt.Sprintf("image %s: the signature by key %s is no longer valid (%v); ask the publisher for a newly signed image or a renewed key, and trust it with 'rkt trust --prefix=%s'", e.Image, e.Signer, e.Err, prefix)
+		return fmt.Sprintf("image %s: the signature by key %s is no longer valid (%v); ask the publisher for a newly signed image or a renewed key, and trust it with 'rkt trust --prefix=%s'", image, e.Signer, e.Err, prefix)
 	case errors.Is(e.Reason, ErrRevoked):
-		return fmt.Sprintf("image %s: the signing key %s is revoked; do not use this image, and remove the key from the trust store", e.Image, e.Signer)
+		return fmt.Sprintf("image %s: the signing key %s is revoked; do not use this image%s, and remove the key from the trust store", image, e.Signer, drop)
 	default:
-		return fmt.Sprintf("image %s: the signature by key %s does not match the image (%v): the image or its signature is corrupt or was tampered with; do not use it", e.Image, e.Signer, e.Err)
+		return fmt.Sprintf("image %s: the signature by key %s does not match the image (%v): the image or its signature is corrupt or was tampered with; do not use it%s", image, e.Signer, e.Err, drop)
 	}
 }
 
