@@ -15,25 +15,33 @@ import (
 // package ignorant of pod directories.
 type InUseFunc func(imageID string) (pods []string)
 
-// MarkUsed records that a pod is using the image id now, which keeps it
-// from GC for the grace period. The images it was last rendered on top of
-// are marked too, since removing them would remove its tree.
-func (s *Store) MarkUsed(id string) error {
+// MarkUsed records that a pod is using the images ids now, which keeps
+// them from GC for the grace period. The images each was last rendered on
+// top of are marked too, since removing them would remove its tree. Each
+// record is written once, under one lock.
+func (s *Store) MarkUsed(ids ...string) error {
 	l, err := s.lockStore(true)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	im, err := s.readRecord(id)
-	if err != nil {
-		return err
-	}
-	ids := []string{id}
-	if t, err := s.readTree(im.TreeStoreID); err == nil {
-		ids = append(ids, t.Images...)
-	}
-	now := s.now()
+	var all []string
 	for _, id := range ids {
+		im, err := s.readRecord(id)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile: nothing to keep
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, id)
+		if t, err := s.readTree(im.TreeStoreID); err == nil {
+			all = append(all, t.Images...)
+		}
+	}
+	slices.Sort(all)
+	now := s.now()
+	for _, id := range slices.Compact(all) {
 		im, err := s.readRecord(id)
 		if errors.Is(err, ErrNotFound) {
 			continue

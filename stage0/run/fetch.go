@@ -186,13 +186,12 @@ func (s *state) render() error {
 
 // markUsed records that the pod's images were used now, for image gc.
 func (s *state) markUsed() {
-	for _, id := range append([]string{s.stage1ID}, imageIDs(s.images)...) {
-		if id == "" {
-			continue
-		}
-		if err := s.store.MarkUsed(id); err != nil {
-			s.logf("warning: %v", err)
-		}
+	ids := imageIDs(s.images)
+	if s.stage1ID != "" {
+		ids = append(ids, s.stage1ID)
+	}
+	if err := s.store.MarkUsed(ids...); err != nil {
+		s.logf("warning: %v", err)
 	}
 }
 
