@@ -148,13 +148,19 @@ func writeStaged(f, orig *os.File, r io.Reader) (staged, error) {
 	}
 	defer dr.Close()
 
-	h := sha512.New()
-	w := bufio.NewWriterSize(f, 64<<10)
+	h := newBackgroundHash(sha512.New())
+	w := bufio.NewWriterSize(&writebackFile{f: f}, 256<<10)
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
 	// Written errors are the host's; read errors are the image's. Keep
 	// them apart so the message blames the right one.
 	tee := &teeReader{r: dr, w: cw}
 
+	hashed := false
+	defer func() {
+		if !hashed {
+			h.Abort()
+		}
+	}()
 	im, manifestRaw, err := aci.Validate(tee)
 	if err == nil {
 		// Validation stops at the end-of-archive marker; the ID covers
@@ -179,8 +185,9 @@ func writeStaged(f, orig *os.File, r io.Reader) (staged, error) {
 	if err := syncFile(f, w); err != nil {
 		return staged{}, err
 	}
+	hashed = true
 	st := staged{
-		id:          hashID(h),
+		id:          hashID(h.Hash()),
 		size:        cw.n,
 		manifest:    im,
 		manifestRaw: manifestRaw,
