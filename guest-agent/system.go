@@ -47,9 +47,16 @@ func mountSystem() error {
 }
 
 // guestSystem is agent.System in the VM.
-type guestSystem struct{}
+type guestSystem struct {
+	// boot waits for the setup the agent runs in the background while
+	// the host connects, and returns its error.
+	boot func() error
+}
 
 var _ agent.System = guestSystem{}
+
+// WaitBoot implements agent.System.
+func (g guestSystem) WaitBoot() error { return g.boot() }
 
 // SetHostname implements agent.System.
 func (guestSystem) SetHostname(name string) error { return unix.Sethostname([]byte(name)) }

@@ -30,6 +30,10 @@ import (
 
 // System is what the agent changes in the guest outside the apps.
 type System interface {
+	// WaitBoot waits until the guest's own setup, which runs while the
+	// host connects (the loopback interface), is done, and returns its
+	// error. SetupPod calls it before anything else.
+	WaitBoot() error
 	// SetHostname sets the guest's hostname.
 	SetHostname(name string) error
 	// MountShare mounts the virtio-fs share tag on target (an existing
@@ -129,6 +133,9 @@ func (a *Agent) SetupPod(_ context.Context, req *api.SetupPodRequest) (*api.Setu
 	defer a.mu.Unlock()
 	if a.setup {
 		return nil, status.Error(codes.FailedPrecondition, "the pod is already set up")
+	}
+	if err := a.cfg.System.WaitBoot(); err != nil {
+		return nil, status.Errorf(codes.Internal, "setting up the guest: %v", err)
 	}
 	if req.Hostname != "" {
 		if err := a.cfg.System.SetHostname(req.Hostname); err != nil {

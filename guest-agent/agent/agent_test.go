@@ -44,6 +44,7 @@ type hostSystem struct {
 
 func (h *hostSystem) SetHostname(name string) error { h.hostname = name; return nil }
 func (h *hostSystem) KernelRelease() string         { return "test-release" }
+func (h *hostSystem) WaitBoot() error               { return nil }
 
 // ConfigureNetwork records what the agent asked for; the real netlink
 // calls run only in a VM (tests/kvm_*).
