@@ -22,7 +22,8 @@ const appFlagsUsage = `Per-app flags follow the image they apply to:
       --environment=K=V            set an environment variable for this app (repeatable)
       --mount=volume=V,target=P    mount the pod volume V at P
       --readonly-rootfs            make the app's root filesystem read-only
-      --memory=QUANTITY            memory limit (64M, 1Gi)
+      --memory=SIZE                memory limit: 64M or 64m is 64 MiB, as for docker
+                                   run; 64Mi, 1Gi and plain bytes work too
       --cpu=QUANTITY               CPU limit in cores (500m, 2)
       --cpu-shares=N               relative CPU weight (2..262144; 1024 is the default)
       --caps-retain=CAP,..         keep only these capabilities

@@ -12,7 +12,7 @@ import (
 // kept as given so that stage0 validates and converts them in one place.
 // Each one set replaces the image's isolator of the same kind.
 type IsolatorOptions struct {
-	Memory      string   // resource quantity: 64M, 1Gi
+	Memory      string   // 64M or 64m (MiB, as Docker), 64Mi, 64000000 (see memoryQuantity)
 	CPU         string   // resource quantity: 500m, 2
 	CPUShares   *int     // relative weight, 2..262144
 	CapsRetain  []string // capability names
@@ -25,7 +25,8 @@ type IsolatorOptions struct {
 func (o IsolatorOptions) apply(isos *types.Isolators) error {
 	var add []types.Isolator
 	if o.Memory != "" {
-		m, err := types.NewResourceMemoryIsolator(o.Memory, o.Memory)
+		mem := memoryQuantity(o.Memory)
+		m, err := types.NewResourceMemoryIsolator(mem, mem)
 		if err != nil {
 			return fmt.Errorf("--memory=%s: %w", o.Memory, err)
 		}
@@ -142,4 +143,22 @@ func (o IsolatorOptions) seccomp() ([]types.Isolator, error) {
 		return nil, fmt.Errorf("--seccomp=%s: %w", o.Seccomp, err)
 	}
 	return []types.Isolator{*iso}, nil
+}
+
+// memoryQuantity turns a --memory value into the resource quantity of the
+// appc isolator. A number with a one-letter suffix (k, m, g, t, either
+// case) is read in binary units, as docker run --memory, Podman and Kata
+// read it and as users type it: 64M and 64m are 64 MiB. The isolator's own
+// format (Kubernetes quantities) would make 64M 64,000,000 bytes and 64m
+// 0.064 bytes. Everything else (64Mi, 64000000, 1e9) is passed on as a
+// quantity.
+func memoryQuantity(v string) string {
+	n := len(v)
+	if num := v[:max(n-1, 0)]; num == "" || strings.Trim(num, "0123456789.") != "" || strings.Count(num, ".") > 1 {
+		return v
+	}
+	if suffix, ok := map[byte]string{'k': "Ki", 'm': "Mi", 'g': "Gi", 't': "Ti"}[v[n-1]|0x20]; ok {
+		return v[:n-1] + suffix
+	}
+	return v
 }

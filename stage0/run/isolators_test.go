@@ -18,7 +18,7 @@ func TestIsolatorOptionsApply(t *testing.T) {
 	}{
 		{"nothing given keeps the image's", IsolatorOptions{}, image},
 		{"flags replace the image's isolators of their kind", IsolatorOptions{Memory: "64M", CapsRetain: []string{"CAP_NET_BIND_SERVICE"}, CPU: "500m", CPUShares: &shares, OOMScoreAdj: &oom},
-			`[{"name":"os/linux/no-new-privileges","value":true},{"name":"resource/memory","value":{"default":false,"request":"64M","limit":"64M"}},` +
+			`[{"name":"os/linux/no-new-privileges","value":true},{"name":"resource/memory","value":{"default":false,"request":"64Mi","limit":"64Mi"}},` +
 				`{"name":"resource/cpu","value":{"default":false,"request":"500m","limit":"500m"}},{"name":"os/linux/cpu-shares","value":512},{"name":"os/linux/oom-score-adj","value":-10},` +
 				`{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_NET_BIND_SERVICE"]}}]`},
 		{"seccomp", IsolatorOptions{Seccomp: "mode=remove,errno=ENOSYS,mkdir, rmdir"},
@@ -41,6 +41,17 @@ func TestIsolatorOptionsApply(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestMemoryQuantity(t *testing.T) {
+	for in, want := range map[string]string{
+		"64M": "64Mi", "64m": "64Mi", "512k": "512Ki", "2G": "2Gi", "1t": "1Ti",
+		"64Mi": "64Mi", "64000000": "64000000", "1e9": "1e9", "1.5G": "1.5Gi", "1.2.3G": "1.2.3G", ".": ".", "M": "M", "lots": "lots", "": "",
+	} {
+		if got := memoryQuantity(in); got != want {
+			t.Errorf("memoryQuantity(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

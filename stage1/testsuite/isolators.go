@@ -52,9 +52,10 @@ func testHostname(t *testing.T, e *env) {
 	e.expectLine("hostname=conformance-pod", []string{"--hostname=conformance-pod"}, nil, "--print-hostname")
 }
 
-// testMemoryLimit: --memory becomes the limit of the app's cgroup.
+// testMemoryLimit: --memory becomes the limit of the app's cgroup; 64M is
+// 64 MiB, as for docker run. rkt's inspector flag name is accepted too.
 func testMemoryLimit(t *testing.T, e *env) {
-	e.expectLine("memory-limit=67108864", nil, []string{"--memory=64Mi"}, "--print-memory-limit")
+	e.expectLine("memory-limit=67108864", nil, []string{"--memory=64M"}, "--print-memorylimit")
 }
 
 // testCPUQuota: --cpu becomes the CFS quota of the app's cgroup.
@@ -81,7 +82,7 @@ func testCapabilitiesDefault(t *testing.T, e *env) {
 // testCapabilitiesFlags: --caps-retain keeps exactly its set, and
 // --caps-remove takes its set from the default one.
 func testCapabilitiesFlags(t *testing.T, e *env) {
-	e.expectLine(caps(t, []string{"CAP_NET_BIND_SERVICE"}), nil, []string{"--caps-retain=CAP_NET_BIND_SERVICE"}, "--print-caps")
+	e.expectLine(caps(t, []string{"CAP_NET_BIND_SERVICE"}), nil, []string{"--caps-retain=CAP_NET_BIND_SERVICE"}, "--print-caps-pid=0")
 	var rest []string
 	for _, c := range stage1.DefaultCapabilities {
 		if c != "CAP_CHOWN" && c != "CAP_KILL" {

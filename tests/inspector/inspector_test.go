@@ -55,6 +55,8 @@ func TestRun(t *testing.T) {
 		{name: "content without write-file", args: []string{"--content=x"}, wantCode: 2, wantStderr: "needs --write-file"},
 		{name: "exit code out of range", args: []string{"--exit-code=256"}, wantCode: 2, wantStderr: "outside 0..255"},
 		{name: "negative sleep", args: []string{"--sleep=-1s"}, wantCode: 2, wantStderr: "negative"},
+		{name: "bad caps pid", args: []string{"--print-caps-pid=-2"}, wantCode: 2, wantStderr: "not a process ID"},
+		{name: "caps of a missing process", args: []string{"--print-caps-pid=999999999"}, wantCode: 1, wantStderr: "inspector: --print-caps-pid: reading process status"},
 		{name: "bad signal", args: []string{"--kill-self=NOPE"}, wantCode: 2, wantStderr: "unknown signal"},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "usage:"},
 	}

@@ -17,6 +17,7 @@
 //	--print-hostname        hostname=H
 //	--print-kernel          kernel=RELEASE (uname -r)
 //	--print-caps            cap-effective=0xHEX cap-permitted=0xHEX cap-bounding=0xHEX (16 hex digits)
+//	--print-caps-pid=PID    the same for process PID (0: the inspector itself), as rkt's inspector
 //	--print-no-new-privs    no-new-privs=0|1
 //	--print-seccomp         seccomp=0|1|2 (disabled, strict, filter)
 //	--print-memory-limit    memory-limit=BYTES|max (own cgroup; a v1 hierarchy with the controller wins over v2)
@@ -32,6 +33,9 @@
 //	--serve-http=ADDR       serving=ADDR once listening; GET / answers 200 with the hostname; runs until killed
 //	--kill-self=SIGNAL      kill-self=SIGNAL, then dies by SIGNAL (name with or without SIG, or number)
 //	--exit-code=N           exits with N (0..255; default 0)
+//
+// --print-memorylimit and --print-cpuquota are rkt's inspector's names for
+// --print-memory-limit and --print-cpu-quota.
 //
 // If an action fails, the inspector prints "inspector: --FLAG: ERROR" on
 // stderr and exits 1 without running later actions. A flag error (unknown
@@ -60,6 +64,7 @@ type options struct {
 	env                            listFlag
 	user, cwd, hostname, kernel    bool
 	caps, noNewPrivs, seccomp      bool
+	capsPID                        int // -1: not asked
 	memoryLimit, cpuQuota, ipv4    bool
 	checkMount, readFile, statFile listFlag
 	writeFile, content             string
@@ -118,10 +123,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.hostname, "print-hostname", false, "print the hostname")
 	fs.BoolVar(&o.kernel, "print-kernel", false, "print the kernel release")
 	fs.BoolVar(&o.caps, "print-caps", false, "print effective, permitted and bounding capability sets")
+	fs.IntVar(&o.capsPID, "print-caps-pid", -1, "print the capability sets of process `PID` (0: this one)")
 	fs.BoolVar(&o.noNewPrivs, "print-no-new-privs", false, "print the no_new_privs flag")
 	fs.BoolVar(&o.seccomp, "print-seccomp", false, "print the seccomp mode")
 	fs.BoolVar(&o.memoryLimit, "print-memory-limit", false, "print the memory limit of the own cgroup")
+	fs.BoolVar(&o.memoryLimit, "print-memorylimit", false, "same as --print-memory-limit (rkt's name)")
 	fs.BoolVar(&o.cpuQuota, "print-cpu-quota", false, "print the CPU quota of the own cgroup in millicores")
+	fs.BoolVar(&o.cpuQuota, "print-cpuquota", false, "same as --print-cpu-quota (rkt's name)")
 	fs.BoolVar(&o.ipv4, "print-ipv4", false, "print non-loopback IPv4 addresses")
 	fs.Var(&o.checkMount, "check-mount", "report whether `PATH` is a mountpoint and read-only (repeatable)")
 	fs.StringVar(&o.writeFile, "write-file", "", "write --content to `PATH`")
@@ -146,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		problem = "--content needs --write-file"
 	case o.exitCode < 0 || o.exitCode > 255:
 		problem = fmt.Sprintf("--exit-code=%d is outside 0..255", o.exitCode)
+	case o.capsPID < -1:
+		problem = fmt.Sprintf("--print-caps-pid=%d is not a process ID", o.capsPID)
 	case o.sleep < 0:
 		problem = fmt.Sprintf("--sleep=%v is negative", o.sleep)
 	}
@@ -209,12 +219,13 @@ func actions(o *options, stdin io.Reader) []action {
 		{"print-cwd", o.cwd, func(w, _ io.Writer) error { return printCwd(w) }},
 		{"print-hostname", o.hostname, func(w, _ io.Writer) error { return printHostname(w) }},
 		{"print-kernel", o.kernel, func(w, _ io.Writer) error { return printKernel(w) }},
-		{"print-caps", o.caps, func(w, _ io.Writer) error { return printStatus(w, formatCaps) }},
+		{"print-caps", o.caps, func(w, _ io.Writer) error { return printStatus(w, 0, formatCaps) }},
+		{"print-caps-pid", o.capsPID >= 0, func(w, _ io.Writer) error { return printStatus(w, o.capsPID, formatCaps) }},
 		{"print-no-new-privs", o.noNewPrivs, func(w, _ io.Writer) error {
-			return printStatus(w, statusField("NoNewPrivs", "no-new-privs"))
+			return printStatus(w, 0, statusField("NoNewPrivs", "no-new-privs"))
 		}},
 		{"print-seccomp", o.seccomp, func(w, _ io.Writer) error {
-			return printStatus(w, statusField("Seccomp", "seccomp"))
+			return printStatus(w, 0, statusField("Seccomp", "seccomp"))
 		}},
 		{"print-memory-limit", o.memoryLimit, func(w, _ io.Writer) error { return printMemoryLimit(w) }},
 		{"print-cpu-quota", o.cpuQuota, func(w, _ io.Writer) error { return printCPUQuota(w) }},

@@ -30,9 +30,14 @@ func parseStatus(r io.Reader) (map[string]string, error) {
 	return fields, nil
 }
 
-// printStatus reads the own status file and prints the line format renders.
-func printStatus(w io.Writer, format func(map[string]string) (string, error)) error {
-	b, err := os.ReadFile("/proc/self/status")
+// printStatus reads the status file of process pid (0: this one) and prints
+// the line format renders.
+func printStatus(w io.Writer, pid int, format func(map[string]string) (string, error)) error {
+	proc := "self"
+	if pid > 0 {
+		proc = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile("/proc/" + proc + "/status")
 	if err != nil {
 		return fmt.Errorf("reading process status: %w", err)
 	}
