@@ -64,23 +64,17 @@ func (s *Store) readOriginal(id, signed string, fn func(io.Reader) error) error 
 		return fmt.Errorf("opening the signed file of image %s: %w", id, err)
 	}
 	defer f.Close()
-	h := sha512.New()
-	r := io.TeeReader(f, h)
-	if err := fn(r); err != nil {
+	got, err := readHashed(f, "the signed file of image "+id, fn)
+	if err != nil {
 		return err
 	}
-	// fn may not have read to the end; the name covers every byte.
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("reading the signed file of image %s: %w", id, err)
-	}
-	if got := hashID(h); got != signed {
+	if got != signed {
 		return fmt.Errorf("the signed file of image %s, %s, is damaged (its content hashes to %s); remove the image with 'rkt image rm %s' and fetch it again", id, p, got, id)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading the signed file of image %s: %w", id, err)
 	}
-	got, err := decompressedID(f)
-	if err != nil {
+	if got, err = decompressedID(f); err != nil {
 		return fmt.Errorf("the signed file of image %s, %s, no longer decompresses (%w); remove the image with 'rkt image rm %s' and fetch it again", id, p, err, id)
 	}
 	if got != id {
