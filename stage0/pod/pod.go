@@ -278,20 +278,39 @@ func (p *Pod) refreshLocked() error {
 	return nil
 }
 
-// TryLock takes the pod's lock exclusively without waiting. It fails with
-// lock.ErrLocked while the pod is running or being handled by another rkt.
+// TryLock takes the pod's lock exclusively without waiting for its holder.
+// It fails with lock.ErrLocked while the pod is running or being handled by
+// another rkt.
+//
+// A lister (List, for rkt list, status, gc) probes every pod's lock with a
+// shared lock held for an instant; that alone must not make the pod look
+// busy. So when the exclusive lock is refused but a shared one is granted
+// (only probes hold the lock), TryLock tries again for up to probeWait.
 func (p *Pod) TryLock() error {
 	lk, err := lock.Open(p.Path())
 	if err != nil {
 		return err
 	}
-	if err := lk.TryExclusive(); err != nil {
-		lk.Close()
-		return err
+	deadline := time.Now().Add(probeWait)
+	for {
+		err := lk.TryExclusive()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, lock.ErrLocked) || time.Now().After(deadline) || lk.TryShared() != nil {
+			lk.Close()
+			return err
+		}
+		lk.Unlock()
+		time.Sleep(time.Millisecond)
 	}
 	p.lk = lk
 	return nil
 }
+
+// probeWait bounds how long TryLock waits out listers' probes: far longer
+// than a probe lasts, far shorter than anyone would notice.
+const probeWait = 100 * time.Millisecond
 
 // WaitExited blocks until the pod's lock is free (the pod has exited), or
 // until timeout (0 means no limit).
