@@ -94,7 +94,7 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 			app.SupplementaryGids = append(app.SupplementaryGids, uint32(g))
 		}
 		for _, m := range a.Mounts {
-			app.Mounts = append(app.Mounts, &api.AppMount{Volume: m.Volume.String(), Path: m.Target, ReadOnly: m.ReadOnly})
+			app.Mounts = append(app.Mounts, &api.AppMount{Volume: m.Volume.String(), Path: m.Target, ReadOnly: m.ReadOnly, CopyUp: m.FromImage})
 		}
 		plan.Apps = append(plan.Apps, app)
 	}

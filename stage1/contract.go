@@ -23,6 +23,13 @@ const (
 	AnnotationFlavor = "rkt.dev/rkt/stage1/flavor"
 )
 
+// AnnotationImageVolumes is the pod manifest annotation in which stage0
+// names (comma-separated) the empty volumes it made for mount points an
+// image declares and no --volume provides. A stage1 fills each, while still
+// empty, with what the image has at the mount point, as Docker and rkt do
+// for an image's VOLUME.
+const AnnotationImageVolumes = "rkt.dev/rkt/image-volumes"
+
 // InterfaceVersion is the version of this contract. Stage1 images built from
 // this tree declare it; stage0 refuses images that declare a higher one.
 const InterfaceVersion = 6

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -44,6 +45,10 @@ type Mount struct {
 	Source   string // host path: the volume's source, or the pod's shared volume dir
 	Target   string // path inside the app
 	ReadOnly bool
+	// FromImage marks an empty volume stage0 made for a mount point the
+	// image declares: it starts with the image's content at Target (see
+	// AnnotationImageVolumes).
+	FromImage bool
 }
 
 // LoadPod reads the pod manifest and the apps' image information from dir.
@@ -60,6 +65,12 @@ func LoadPod(dir PodDir, uuid string) (*Pod, error) {
 	vols := map[types.ACName]types.Volume{}
 	for _, v := range pm.Volumes {
 		vols[v.Name] = v
+	}
+	fromImage := map[string]bool{}
+	if names, ok := pm.Annotations.Get(AnnotationImageVolumes); ok {
+		for _, n := range strings.Split(names, ",") {
+			fromImage[n] = true
+		}
 	}
 	for _, ra := range pm.Apps {
 		if ra.App == nil {
@@ -94,6 +105,7 @@ func LoadPod(dir PodDir, uuid string) (*Pod, error) {
 				mt.Source = v.Source
 			case "empty":
 				mt.Source = dir.SharedVolume(v.Name)
+				mt.FromImage = fromImage[v.Name.String()]
 			default:
 				return nil, fmt.Errorf("pod manifest: volume %s has unsupported kind %q", v.Name, v.Kind)
 			}
@@ -124,7 +136,7 @@ func (p *Pod) SupervisorApp(a App, system supervisor.SystemMounts) supervisor.Ap
 		ReadOnlyRoot:      a.ReadOnlyRootFS,
 	}
 	for _, m := range a.Mounts {
-		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, CopyUp: m.FromImage})
 	}
 	// The pod-wide /etc files the stage1 wrote (DNS, hosts), over the
 	// image's own.

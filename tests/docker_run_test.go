@@ -104,10 +104,11 @@ func TestDockerImageSemantics(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	// /data is a Docker volume: an empty volume is mounted there, as
-	// rkt does for every mount point without a --volume.
-	if strings.Contains(r.Stdout, "old1") {
-		t.Errorf("the opaque directory's lower files are visible:\n%s", r.Stdout)
+	// /data is a Docker volume: an empty volume is mounted there, as rkt
+	// does for every mount point without a --volume, filled with the
+	// image's /data (the upper layer's file only).
+	if !strings.Contains(r.Stdout, "\nnew\n") || strings.Contains(r.Stdout, "old1") {
+		t.Errorf("want /data to hold the image's new and not the opaque directory's lower files:\n%s", r.Stdout)
 	}
 	// The image's own /data holds the upper layer only.
 	dest := filepath.Join(t.TempDir(), "rootfs")
@@ -115,6 +116,45 @@ func TestDockerImageSemantics(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(dest, "data"))
 	if len(ents) != 1 || ents[0].Name() != "new" {
 		t.Errorf("rendered /data = %v, want only new", ents)
+	}
+}
+
+// TestDockerVolumeFromImage: an image's VOLUME is a writable volume of its
+// own, mounted where the image declares it, that starts with the image's
+// content there, under every flavor.
+func TestDockerVolumeFromImage(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := startRegistry(t, false)
+	img := dockerImage(t, v1.Config{Volumes: map[string]struct{}{"/data": {}}}, busyboxLayer(t),
+		dockerLayer(t, layerDir("data"), layerFile("data/seed", "from-image"), layerDir("data/sub"), layerFile("data/sub/deep", "nested")))
+	ref := reg.push(img, "volume:1")
+	script := "cat /data/seed /data/sub/deep; echo; echo written > /data/new; grep -c ' /data ' /proc/self/mountinfo"
+	const want = "from-imagenested\n1\n"
+	flavors := []struct {
+		name string
+		run  func(t *testing.T) testutil.Result
+	}{
+		{"fly", func(t *testing.T) testutil.Result {
+			return dockerRun(flyCtx(t), ref, "--exec", "/bin/sh", "--", "-c", script)
+		}},
+		{"nspawn", func(t *testing.T) testutil.Result {
+			c, stage1 := nspawnCtx(t)
+			if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+				t.Skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+			}
+			return c.Run("run", "--insecure-options=image", "--stage1-path="+stage1, "--net=none", ref, "--exec", "/bin/sh", "--", "-c", script)
+		}},
+		{"kvm", func(t *testing.T) testutil.Result {
+			k := newKVM(t)
+			return k.Run("run", "--insecure-options=image", "--stage1-path="+k.stage1, "--net=none", ref, "--exec", "/bin/sh", "--", "-c", script)
+		}},
+	}
+	for _, f := range flavors {
+		t.Run(f.name, func(t *testing.T) {
+			if r := f.run(t); r.ExitCode != 0 || r.Stdout != want {
+				t.Errorf("want stdout %q, got %v", want, r)
+			}
+		})
 	}
 }
 

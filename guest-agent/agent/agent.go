@@ -83,6 +83,7 @@ var _ api.AgentService = (*Agent)(nil)
 type volume struct {
 	path     string
 	readOnly bool
+	empty    bool // kind=empty, in guest memory: may be filled from an image
 }
 
 // app is a started app: its spec, process and the host ends of its stdio.
@@ -192,7 +193,7 @@ func (a *Agent) SetupPod(_ context.Context, req *api.SetupPodRequest) (*api.Setu
 			}
 			vol.path = p
 		case *api.Volume_Empty:
-			vol.path = filepath.Join(a.cfg.StateDir, "volumes", v.Name)
+			vol.path, vol.empty = filepath.Join(a.cfg.StateDir, "volumes", v.Name), true
 			if err := makeEmptyVolume(vol.path, src.Empty); err != nil {
 				return nil, status.Errorf(codes.Internal, "creating empty volume %s: %v", v.Name, err)
 			}
@@ -332,7 +333,10 @@ func (a *Agent) supervisorApp(spec *api.App) (supervisor.App, error) {
 		if !ok {
 			return supervisor.App{}, status.Errorf(codes.InvalidArgument, "app %s mounts volume %q, which the pod does not have", spec.Name, m.Volume)
 		}
-		sup.Mounts = append(sup.Mounts, supervisor.Mount{Source: v.path, Target: m.Path, ReadOnly: m.ReadOnly || v.readOnly})
+		if m.CopyUp && !v.empty {
+			return supervisor.App{}, status.Errorf(codes.InvalidArgument, "app %s: volume %s is not an empty volume and cannot be filled from the image", spec.Name, m.Volume)
+		}
+		sup.Mounts = append(sup.Mounts, supervisor.Mount{Source: v.path, Target: m.Path, ReadOnly: m.ReadOnly || v.readOnly, CopyUp: m.CopyUp})
 	}
 	for _, d := range []string{sup.Upper, sup.Work, sup.Root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

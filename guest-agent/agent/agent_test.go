@@ -85,7 +85,7 @@ func busyboxRootfs(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "cat", "echo", "id", "sleep", "test", "touch", "ls"} {
+	for _, applet := range []string{"sh", "cat", "echo", "id", "sleep", "test", "touch", "ls", "head", "cut"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 // setup sets the pod up with the image share, a read-only and a read-write
-// view of the host volume, and an empty volume.
+// view of the host volume, and two empty volumes.
 func (f *fixture) setup(t *testing.T) {
 	t.Helper()
 	_, err := f.client.SetupPod(ctx(t), &api.SetupPodRequest{
@@ -156,6 +156,7 @@ func (f *fixture) setup(t *testing.T) {
 			{Name: "ro", Source: &api.Volume_Share{Share: "hostvol"}, ReadOnly: true},
 			{Name: "rw", Source: &api.Volume_Share{Share: "hostvol"}},
 			{Name: "scratch", Source: &api.Volume_Empty{Empty: &api.EmptyVolume{Mode: 0o1777}}},
+			{Name: "seeded", Source: &api.Volume_Empty{Empty: &api.EmptyVolume{Mode: 0o700}}},
 		},
 	})
 	if err != nil {
@@ -290,6 +291,12 @@ func TestApps(t *testing.T) {
 			wantOut: "shared\n",
 		},
 		{
+			name: "empty volume filled from the image",
+			app: &api.App{Name: "seeded", RootfsShare: "image", Exec: []string{"/bin/sh", "-c", "head -1 /etc/passwd; ls -ld /etc | cut -c1-10"},
+				Mounts: []*api.AppMount{{Volume: "seeded", Path: "/etc", CopyUp: true}}},
+			wantOut: "root:x:0:0:root:/root:/bin/sh\ndrwxr-xr-x\n",
+		},
+		{
 			name: "writable rootfs layer stays private",
 			app:  shApp("layer", "echo x > /bin/new && ls /bin/new"), wantOut: "/bin/new\n",
 		},
@@ -327,6 +334,7 @@ func TestStartErrors(t *testing.T) {
 		{"unknown share", &api.App{Name: "a", RootfsShare: "nope", Exec: []string{"/bin/true"}}, codes.InvalidArgument},
 		{"unknown volume", &api.App{Name: "b", RootfsShare: "image", Exec: []string{"/bin/sh"}, Mounts: []*api.AppMount{{Volume: "nope", Path: "/x"}}}, codes.InvalidArgument},
 		{"missing executable", &api.App{Name: "c", RootfsShare: "image", Exec: []string{"/no/such"}}, codes.FailedPrecondition},
+		{"host volume filled from the image", &api.App{Name: "d", RootfsShare: "image", Exec: []string{"/bin/sh"}, Mounts: []*api.AppMount{{Volume: "rw", Path: "/x", CopyUp: true}}}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

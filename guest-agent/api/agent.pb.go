@@ -965,8 +965,12 @@ type AppMount struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
 	// path is absolute, inside the app's root.
-	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	ReadOnly      bool   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	Path     string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	ReadOnly bool   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// copy_up fills the volume, an empty one, with what the app's image
+	// has at path before mounting it, unless an app filled it already:
+	// Docker's semantics for a volume its image declares.
+	CopyUp        bool `protobuf:"varint,4,opt,name=copy_up,json=copyUp,proto3" json:"copy_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1018,6 +1022,13 @@ func (x *AppMount) GetPath() string {
 func (x *AppMount) GetReadOnly() bool {
 	if x != nil {
 		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *AppMount) GetCopyUp() bool {
+	if x != nil {
+		return x.CopyUp
 	}
 	return false
 }
@@ -2026,11 +2037,12 @@ const file_agent_proto_rawDesc = "" +
 	"\aSeccomp\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1a\n" +
 	"\bsyscalls\x18\x02 \x03(\tR\bsyscalls\x12\x14\n" +
-	"\x05errno\x18\x03 \x01(\tR\x05errno\"S\n" +
+	"\x05errno\x18\x03 \x01(\tR\x05errno\"l\n" +
 	"\bAppMount\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"6\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12\x17\n" +
+	"\acopy_up\x18\x04 \x01(\bR\x06copyUp\"6\n" +
 	"\x0fStartAppRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.rkt.agent.v1.AppR\x03app\"$\n" +
 	"\x10StartAppResponse\x12\x10\n" +

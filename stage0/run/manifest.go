@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"rkt.dev/rkt/stage1"
 )
 
 // podManifest builds the pod manifest from the images and the flags: each
@@ -28,6 +31,7 @@ func (s *state) podManifest() (*schema.PodManifest, error) {
 		vols[v.Name] = true
 		pm.Volumes = append(pm.Volumes, v)
 	}
+	explicit := len(pm.Volumes)
 	names := map[types.ACName]bool{}
 	for i, a := range s.opts.Apps {
 		im := s.images[i]
@@ -40,6 +44,15 @@ func (s *state) podManifest() (*schema.PodManifest, error) {
 		}
 		names[ra.Name] = true
 		pm.Apps = append(pm.Apps, *ra)
+	}
+	// The volumes runtimeApp added are the images' own: the stage1 fills
+	// them with the images' content.
+	var implicit []string
+	for _, v := range pm.Volumes[explicit:] {
+		implicit = append(implicit, v.Name.String())
+	}
+	if len(implicit) > 0 {
+		pm.Annotations.Set(stage1.AnnotationImageVolumes, strings.Join(implicit, ","))
 	}
 	for _, p := range s.opts.Ports {
 		if !appsDeclarePort(pm, p.Name) {
@@ -142,7 +155,8 @@ func (s *state) runtimeApp(a AppOptions, im fetchedImage, vols map[types.ACName]
 		}
 		if !vols[mp.Name] {
 			// An implicit empty volume, as rkt does, so the app finds a
-			// writable directory where it declared one.
+			// writable directory where it declared one, holding what the
+			// image has there (see stage1.AnnotationImageVolumes).
 			mode, uid, gid := "0755", 0, 0
 			pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", Mode: &mode, UID: &uid, GID: &gid})
 			vols[mp.Name] = true

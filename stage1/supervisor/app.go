@@ -54,6 +54,10 @@ type Mount struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"` // absolute, inside the app's root
 	ReadOnly bool   `json:"readOnly,omitempty"`
+	// CopyUp fills Source, a volume directory, with the content the app's
+	// image has at Target before mounting it, when Source is still empty:
+	// Docker's semantics for a volume the image declares (see copyUp).
+	CopyUp bool `json:"copyUp,omitempty"`
 }
 
 // SystemMounts chooses how an app gets /proc, /sys and /dev.

@@ -57,6 +57,11 @@ func setupRoot(app *App) error {
 		}
 	}
 	for _, m := range app.Mounts {
+		if m.CopyUp {
+			if err := copyUp(root, m.Target, m.Source); err != nil {
+				return err
+			}
+		}
 		if err := bindInRoot(root, m.Source, m.Target, m.ReadOnly, true); err != nil {
 			return err
 		}
