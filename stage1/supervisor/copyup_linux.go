@@ -47,7 +47,7 @@ func copyUp(root int, target, dst string) error {
 	if err := unix.Fstat(src, &st); err != nil {
 		return err
 	}
-	return copyMetadata(d, "", &st)
+	return copyMetadata(d, &st)
 }
 
 // copyDir copies the entries of the directory src into the directory dst.
@@ -63,16 +63,13 @@ func copyDir(src, dst int) error {
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
-			err = copySubdir(src, dst, name)
+			err = copySubdir(src, dst, name, &st)
 		case unix.S_IFREG:
-			err = copyFile(src, dst, name)
+			err = copyFile(src, dst, name, &st)
 		case unix.S_IFLNK:
-			err = copySymlink(src, dst, name)
+			err = copySymlink(src, dst, name, &st)
 		default:
 			continue // a device, fifo or socket: not data
-		}
-		if err == nil {
-			err = copyMetadata(dst, name, &st)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -81,7 +78,7 @@ func copyDir(src, dst int) error {
 	return nil
 }
 
-func copySubdir(src, dst int, name string) error {
+func copySubdir(src, dst int, name string, st *unix.Stat_t) error {
 	if err := unix.Mkdirat(dst, name, 0o700); err != nil {
 		return err
 	}
@@ -96,10 +93,13 @@ func copySubdir(src, dst int, name string) error {
 		return err
 	}
 	defer unix.Close(d)
-	return copyDir(s, d)
+	if err := copyDir(s, d); err != nil {
+		return err
+	}
+	return copyMetadata(d, st)
 }
 
-func copyFile(src, dst int, name string) error {
+func copyFile(src, dst int, name string, st *unix.Stat_t) error {
 	s, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -112,46 +112,45 @@ func copyFile(src, dst int, name string) error {
 	}
 	out := os.NewFile(uintptr(d), name)
 	_, err = io.Copy(out, in)
+	if err == nil {
+		err = copyMetadata(d, st)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-func copySymlink(src, dst int, name string) error {
+func copySymlink(src, dst int, name string, st *unix.Stat_t) error {
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Readlinkat(src, name, buf)
 	if err != nil {
 		return err
 	}
-	return unix.Symlinkat(string(buf[:n]), dst, name)
-}
-
-// copyMetadata gives the entry name of dir the owner, mode and
-// modification time in st, or dir itself when name is "". The owner comes
-// first: chown clears the setuid and setgid bits the mode may set.
-func copyMetadata(dir int, name string, st *unix.Stat_t) error {
-	times := []unix.Timespec{st.Atim, st.Mtim}
-	if name == "" {
-		if err := unix.Fchown(dir, int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("chown: %w", err)
-		}
-		if err := unix.Fchmod(dir, st.Mode&0o7777); err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
-		return unix.UtimesNanoAt(dir, fdPath(dir), times, 0)
+	if err := unix.Symlinkat(string(buf[:n]), dst, name); err != nil {
+		return err
 	}
-	if err := unix.Fchownat(dir, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	// Symlinks have no mode of their own on Linux; owner and times are
+	// set on the link itself, never on what it points to.
+	if err := unix.Fchownat(dst, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
-	// Symlinks have no mode of their own on Linux; everything else was
-	// created here, so name cannot have become a symlink meanwhile.
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		if err := unix.Fchmodat(dir, name, st.Mode&0o7777, 0); err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
+	return unix.UtimesNanoAt(dst, name, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyMetadata gives the open file or directory fd the owner, mode and
+// modification time in st. It works on descriptors the copy opened itself,
+// so nothing another process does to the names meanwhile can redirect it.
+// The owner comes first: chown clears the setuid and setgid bits the mode
+// may set.
+func copyMetadata(fd int, st *unix.Stat_t) error {
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("chown: %w", err)
 	}
-	if err := unix.UtimesNanoAt(dir, name, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
