@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -279,7 +280,7 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 	var app string
 	c := &cobra.Command{
 		Use:   "enter [--app=NAME] UUID [CMD [ARGS...]]",
-		Short: "Run a command inside a running pod's app (default /bin/bash)",
+		Short: "Run a command inside a running pod's app (default: a shell, /bin/bash or /bin/sh)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, dir, err := loadPod(g, cmd, args[:1], "")
@@ -302,7 +303,7 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 			}
 			command := args[1:]
 			if len(command) == 0 {
-				command = []string{"/bin/bash"}
+				command = []string{defaultShell(p.Dir(), app)}
 			}
 			code, err := runEntrypoint(g, p, dir, stage1.AnnotationEnter,
 				stage1.EnterFlags{PID: pid, AppName: app, TTY: isTerminal(os.Stdin), Cmd: command}.Args())
@@ -318,6 +319,20 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 	c.Flags().SetInterspersed(false)
 	c.Flags().StringVar(&app, "app", "", "the app to enter (needed when the pod has several)")
 	return c
+}
+
+// defaultShell is what rkt enter runs when given no command: /bin/bash, as
+// rkt did, unless the app's image has no bash but a /bin/sh (busybox,
+// Alpine and distroless-like images), judged from the app's rendered image.
+func defaultShell(dir stage1.PodDir, app string) string {
+	if root, err := dir.AppTreeRootfs(types.ACName(app)); err == nil {
+		_, bash := os.Lstat(filepath.Join(root, "bin", "bash"))
+		_, sh := os.Lstat(filepath.Join(root, "bin", "sh"))
+		if bash != nil && sh == nil {
+			return "/bin/sh"
+		}
+	}
+	return "/bin/bash"
 }
 
 // isTerminal reports whether f is a terminal (not merely a character

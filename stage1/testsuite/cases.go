@@ -305,6 +305,16 @@ func testEnter(t *testing.T, e *env) {
 			}
 		})
 	}
+	// Without a command, enter runs a shell: the busybox-based inspector
+	// image has /bin/sh but no bash.
+	t.Run("default shell", func(t *testing.T) {
+		e := e.sub(t)
+		cmd := e.Cmd("enter", uuid)
+		cmd.Stdin = strings.NewReader("echo shell=$0\n")
+		if r := e.RunCmd(cmd); r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "shell=/bin/sh") {
+			t.Errorf("want the default shell to run /bin/sh: %v", r)
+		}
+	})
 	e.RunOK("stop", "--force", uuid)
 	p.Wait()
 }
