@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/internal/tail"
 	"rkt.dev/rkt/stage0/pod"
 	"rkt.dev/rkt/stage1"
 )
@@ -77,15 +80,16 @@ func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile st
 }
 
 // runEntrypoint runs one of the pod's stage1 entrypoints in the pod
-// directory, with the terminal attached, and returns its exit code.
-func runEntrypoint(g *globalOptions, p *pod.Pod, dataDir, annotation string, args []string) (int, error) {
+// directory, with the terminal attached (stderr to the given writer), and
+// returns its exit code.
+func runEntrypoint(g *globalOptions, p *pod.Pod, dataDir, annotation string, args []string, stderr io.Writer) (int, error) {
 	entry, err := p.Stage1Entrypoint(annotation)
 	if err != nil {
 		return 0, err
 	}
 	c := exec.Command(entry, args...)
 	c.Dir = p.Path()
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, stderr
 	c.Env = append(os.Environ(), stage1.EnvDataDir+"="+dataDir)
 	if g.Debug {
 		fmt.Fprintf(os.Stderr, "rkt: running stage1 %s\n", c.String())
@@ -101,18 +105,50 @@ func runEntrypoint(g *globalOptions, p *pod.Pod, dataDir, annotation string, arg
 	return 0, nil
 }
 
+// runStage1Task runs a stage1 entrypoint that does one job and reports
+// (stop, gc) and returns an error when it fails. The stage1's messages
+// become that error, so a failure reads as one line from rkt instead of
+// the stage1's own line followed by rkt's "exited with status 254"; they
+// are passed through as they come with --debug, and after the entrypoint
+// when it succeeds (warnings).
+func runStage1Task(g *globalOptions, p *pod.Pod, dataDir, annotation string, args []string) error {
+	msgs := tail.New(4 << 10)
+	var stderr io.Writer = msgs
+	if g.Debug {
+		stderr = io.MultiWriter(os.Stderr, msgs)
+	}
+	code, err := runEntrypoint(g, p, dataDir, annotation, args, stderr)
+	if err != nil {
+		return err
+	}
+	said := msgs.String()
+	if code == 0 {
+		if said != "" && !g.Debug {
+			fmt.Fprintln(os.Stderr, said)
+		}
+		return nil
+	}
+	if said == "" {
+		return fmt.Errorf("stage1 %s exited with status %d", path.Base(annotation), code)
+	}
+	// Each line is "stage1-FLAVOR: message"; the flavor is rkt's business.
+	lines := strings.Split(said, "\n")
+	for i, l := range lines {
+		if _, msg, ok := strings.Cut(l, ": "); ok && strings.HasPrefix(l, "stage1-") {
+			lines[i] = msg
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
 // stage1GC returns the gc hook that runs a pod's stage1 gc entrypoint.
 func stage1GC(g *globalOptions, dataDir string) func(*pod.Pod) error {
 	return func(p *pod.Pod) error {
 		if _, err := p.Stage1Manifest(); err != nil {
 			return nil // never got a stage1: nothing of it to release
 		}
-		code, err := runEntrypoint(g, p, dataDir, stage1.AnnotationGC,
+		return runStage1Task(g, p, dataDir, stage1.AnnotationGC,
 			stage1.GCFlags{Debug: g.Debug, LocalConfig: g.LocalConfig, UUID: p.UUID}.Args())
-		if err == nil && code != 0 {
-			err = fmt.Errorf("exited with status %d", code)
-		}
-		return err
 	}
 }
 
@@ -218,11 +254,10 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 				if p.State() != pod.Running {
 					return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
 				}
-				code, err := runEntrypoint(g, p, dir, stage1.AnnotationStop, stage1.StopFlags{Force: force, UUID: p.UUID}.Args())
-				if err == nil && code != 0 {
-					err = fmt.Errorf("stopping pod %s: stage1 stop exited with status %d", p.UUID, code)
+				if err := runStage1Task(g, p, dir, stage1.AnnotationStop, stage1.StopFlags{Force: force, UUID: p.UUID}.Args()); err != nil {
+					return fmt.Errorf("stopping pod %s: %w", p.UUID, err)
 				}
-				return err
+				return nil
 			})
 		},
 	}
@@ -306,7 +341,7 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 				command = []string{defaultShell(p.Dir(), app)}
 			}
 			code, err := runEntrypoint(g, p, dir, stage1.AnnotationEnter,
-				stage1.EnterFlags{PID: pid, AppName: app, TTY: isTerminal(os.Stdin), Cmd: command}.Args())
+				stage1.EnterFlags{PID: pid, AppName: app, TTY: isTerminal(os.Stdin), Cmd: command}.Args(), os.Stderr)
 			if err != nil {
 				return err
 			}
