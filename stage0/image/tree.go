@@ -84,7 +84,7 @@ func (s *Store) render(id string, out *progress.Output) (string, int64, error) {
 	}
 	// Below the finished bars on a terminal, not above them.
 	out.Close()
-	out.Stepf("rendered %s (%s)", im.nameVersion(), progress.Size(size))
+	out.Stepf("rendered %s (%s of files)", im.nameVersion(), progress.Size(size))
 	return treeID, size, nil
 }
 

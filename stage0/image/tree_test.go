@@ -186,9 +186,9 @@ func TestRenderProgress(t *testing.T) {
 	}{
 		{app, "rkt: rendering image 1/2 example.com/base:1.0 (" + size(base) + ")\n" +
 			"rkt: rendering image 2/2 example.com/app:1.0 (" + size(app) + ")\n" +
-			"rkt: rendered example.com/app:1.0 (2.9 KiB)\n"},
+			"rkt: rendered example.com/app:1.0 (2.9 KiB of files)\n"},
 		{alone, "rkt: rendering example.com/alone (" + size(alone) + ")\n" +
-			"rkt: rendered example.com/alone (1 B)\n"},
+			"rkt: rendered example.com/alone (1 B of files)\n"},
 	} {
 		buf.Reset()
 		if _, err := ps.Render(tc.id); err != nil {
