@@ -9,12 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The helper applies isolators in two steps around the switch to the app's
-// user, on one locked OS thread: capability sets, no_new_privs and seccomp
+// Isolators are applied in two steps around the switch to the app's user,
+// on one locked OS thread: capability sets, no_new_privs and seccomp
 // filters belong to a thread, not to a process, and the thread that sets
-// them must be the one that execs.
+// them must be the one that execs the app (the exec helper) or forks it
+// (a direct start).
 
-// restrictBeforeCredentials runs as root, before the helper changes user:
+// restrictBeforeCredentials runs as root, before the thread changes user:
 // it sets oom_score_adj (lowering it needs CAP_SYS_RESOURCE), shrinks the
 // bounding set, clears the ambient set and trims the inheritable set, none
 // of which an unprivileged process could still do.

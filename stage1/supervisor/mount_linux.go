@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setupRoot runs in the helper's private mount namespace. It builds the
-// app's root (overlay or bind), its /proc, /sys and /dev, its volumes, and
-// finally makes it the process's root.
+// setupRoot runs in a private mount namespace (the starting thread's or the
+// exec helper's). It builds the app's root (overlay or bind), its /proc,
+// /sys and /dev, its volumes, and finally makes it the caller's root.
 func setupRoot(app *App) error {
 	// Nothing done from here on may propagate back to the host (or to the
 	// guest's own mount namespace).
