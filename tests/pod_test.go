@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -268,6 +269,35 @@ func TestStop(t *testing.T) {
 				t.Errorf("stopping it again: want 254 and 'not running', got %v", r)
 			}
 		})
+	}
+}
+
+// TestStopFailureIsOneLine: when the stage1 stop entrypoint refuses (here
+// a pid file that names another process), rkt reports the stage1's reason
+// in its own single error line, without the stage1's prefix.
+func TestStopFailureIsOneLine(t *testing.T) {
+	c := flyCtx(t)
+	p, uuid := flySleeper(c)
+	defer func() {
+		c.RunOK("stop", "--force", uuid)
+		p.Wait()
+	}()
+	pidFile := filepath.Join(c.DataDir(), "pods", "run", uuid, "pid")
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Run("stop", uuid)
+	if err := os.WriteFile(pidFile, pid, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if r.ExitCode != 254 || len(lines) != 1 || !strings.HasPrefix(lines[0], "rkt: stopping pod "+uuid+": ") ||
+		!strings.Contains(lines[0], "is not its stage1") || strings.Contains(r.Stderr, "stage1-fly:") {
+		t.Errorf("want one rkt line with the stage1's reason, got %v", r)
 	}
 }
 
