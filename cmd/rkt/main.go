@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // exitRkt is the exit code of every failure of rkt itself, as opposed to an
@@ -24,10 +22,6 @@ type exitCodeError struct{ code int }
 func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	// A binary that may run the supervisor's exec helper must call this
-	// first; rkt itself runs stage1-less helpers nowhere, but enter for fly
-	// pods reuses the same helper.
-	supervisor.RunHelperIfRequested()
 	os.Exit(execute(os.Args[1:]))
 }
 
