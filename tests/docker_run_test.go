@@ -144,6 +144,13 @@ func TestDockerVolumeFromImage(t *testing.T) {
 			}
 			return c.Run("run", "--insecure-options=image", "--stage1-path="+stage1, "--net=none", ref, "--exec", "/bin/sh", "--", "-c", script)
 		}},
+		{"nspawn with a user namespace", func(t *testing.T) testutil.Result {
+			c, stage1 := nspawnCtx(t)
+			if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+				t.Skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+			}
+			return c.Run("run", "--insecure-options=image", "--stage1-path="+stage1, "--net=none", "--private-users", ref, "--exec", "/bin/sh", "--", "-c", script)
+		}},
 		{"kvm", func(t *testing.T) testutil.Result {
 			k := newKVM(t)
 			return k.Run("run", "--insecure-options=image", "--stage1-path="+k.stage1, "--net=none", ref, "--exec", "/bin/sh", "--", "-c", script)
