@@ -148,7 +148,8 @@ func boot(t *testing.T) *vm {
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", "microvm,accel=tcg,acpi=on,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
 		"-global", "virtio-mmio.force-legacy=false",
-		"-cpu", "max", "-smp", "1", "-m", fmt.Sprintf("%dM", memMiB),
+		// The CPU model hypervisor/qemu uses under TCG (see tcgCPU there).
+		"-cpu", "qemu64,+rdrand,+x2apic", "-smp", "1", "-m", fmt.Sprintf("%dM", memMiB),
 		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", memMiB),
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc_early_khz=%d", tscKHz(t)),
