@@ -50,39 +50,16 @@ func enter(args []string) error {
 // PID 1, which forwards it to every app and records their exits; with
 // --force it SIGKILLs the apps, and PID 1 records that.
 func stop(args []string) error {
-	flags, err := stage1.ParseStopFlags(args)
+	flags, _, pid, err := stage1.ReadStopTarget(args)
 	if err != nil {
 		return err
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	pid, err := stage1.PodDir(wd).ReadPID()
-	if err != nil {
-		return fmt.Errorf("pod %s has no pid yet: %w", flags.UUID, err)
 	}
 	// The pid file may be stale: the pod's PID 1 is in its cgroup.
 	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil || !strings.Contains(string(cg), "/rkt-"+flags.UUID) {
 		return fmt.Errorf("pod %s is not running (process %d is not its PID 1)", flags.UUID, pid)
 	}
-	if !flags.Force {
-		return sendSignal(pid, syscall.SIGTERM)
-	}
-	for _, app := range children(pid) {
-		if err := sendSignal(app, syscall.SIGKILL); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sendSignal(pid int, sig syscall.Signal) error {
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signalling pid %d: %w", pid, err)
-	}
-	return nil
+	return stage1.StopApps(pid, flags.Force)
 }
 
 // gc releases what an nspawn pod held on the host: its cgroups. Every

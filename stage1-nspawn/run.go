@@ -10,13 +10,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/internal/procstat"
 	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
 )
@@ -152,33 +151,13 @@ func containerInit(nspawn int) int {
 	if err != nil {
 		return 0
 	}
-	for _, pid := range children(nspawn) {
+	for _, pid := range procstat.Children(nspawn) {
 		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 		if err == nil && ns != own {
 			return pid
 		}
 	}
 	return 0
-}
-
-// children lists the child processes of pid. The kernel keeps them per
-// thread, and a Go process forks from any of its threads, so every thread's
-// list is read.
-func children(pid int) []int {
-	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var kids []int
-	for _, l := range lists {
-		b, err := os.ReadFile(l)
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if k, err := strconv.Atoi(f); err == nil {
-				kids = append(kids, k)
-			}
-		}
-	}
-	return kids
 }
 
 // nspawnArgs builds systemd-nspawn's command line; users is the pod's uid

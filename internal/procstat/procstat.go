@@ -1,11 +1,13 @@
-// Package procstat reads /proc/PID/stat, where the stage1s find a process's
-// parent (fly's stop) and start time (kvm's check that a recorded pid still
-// names the same process).
+// Package procstat reads a process's family and age from /proc: its parent
+// and start time from /proc/PID/stat (fly's stop, kvm's check that a
+// recorded pid still names the same process) and its children (stop
+// --force, nspawn finding the container's PID 1).
 package procstat
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -46,4 +48,24 @@ func parse(pid int, s string) (Stat, error) {
 		return Stat{}, fmt.Errorf("malformed /proc/%d/stat: start time %q", pid, f[19])
 	}
 	return Stat{PPID: ppid, StartTime: start}, nil
+}
+
+// Children lists the child processes of pid. The kernel keeps them per
+// thread, and a Go process forks from any of its threads, so every thread's
+// list is read. A process that is gone has none.
+func Children(pid int) []int {
+	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []int
+	for _, l := range lists {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
 }

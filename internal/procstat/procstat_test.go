@@ -2,6 +2,8 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
+	"slices"
 	"testing"
 )
 
@@ -29,5 +31,22 @@ func TestReadSelf(t *testing.T) {
 	st, err := Read(os.Getpid())
 	if err != nil || st.PPID != os.Getppid() || st.StartTime == 0 {
 		t.Fatalf("Read(self) = %+v, %v; want parent %d", st, err, os.Getppid())
+	}
+}
+
+func TestChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if kids := Children(os.Getpid()); !slices.Contains(kids, cmd.Process.Pid) {
+		t.Errorf("Children(self) = %v, want it to hold %d", kids, cmd.Process.Pid)
+	}
+	if kids := Children(cmd.Process.Pid); len(kids) != 0 {
+		t.Errorf("Children(sleep) = %v, want none", kids)
+	}
+	if kids := Children(1 << 30); kids != nil {
+		t.Errorf("Children of a missing process = %v, want none", kids)
 	}
 }
