@@ -268,16 +268,19 @@ func (c *Chain) WritableLen() uint64 { return c.writeLen }
 // ReadAt copies device-readable bytes from offset off into p and returns
 // how many it copied (fewer than len(p) at the end of the chain).
 func (c *Chain) ReadAt(p []byte, off uint64) int {
-	return gather(p, c.Readable, off)
+	return copyAt(c.Readable, p, off, false)
 }
 
 // WriteAt copies p into the device-writable buffers at offset off and
 // returns how many bytes fit.
 func (c *Chain) WriteAt(p []byte, off uint64) int {
-	return scatter(c.Writable, p, off)
+	return copyAt(c.Writable, p, off, true)
 }
 
-func gather(p []byte, bufs [][]byte, off uint64) int {
+// copyAt copies between p and the buffers taken as one byte range, from
+// offset off in that range: into the buffers when toBufs is set, out of
+// them otherwise. It returns how many bytes were copied.
+func copyAt(bufs [][]byte, p []byte, off uint64, toBufs bool) int {
 	n := 0
 	for _, b := range bufs {
 		if len(p) == n {
@@ -287,23 +290,11 @@ func gather(p []byte, bufs [][]byte, off uint64) int {
 			off -= uint64(len(b))
 			continue
 		}
-		n += copy(p[n:], b[off:])
-		off = 0
-	}
-	return n
-}
-
-func scatter(bufs [][]byte, p []byte, off uint64) int {
-	n := 0
-	for _, b := range bufs {
-		if len(p) == n {
-			break
+		if toBufs {
+			n += copy(b[off:], p[n:])
+		} else {
+			n += copy(p[n:], b[off:])
 		}
-		if off >= uint64(len(b)) {
-			off -= uint64(len(b))
-			continue
-		}
-		n += copy(b[off:], p[n:])
 		off = 0
 	}
 	return n
