@@ -114,6 +114,15 @@ func retry(ctx context.Context, what string, dial func(context.Context) (net.Con
 		if err == nil {
 			return conn, nil
 		}
+		// The caller's deadline can end the attempt itself, not only the
+		// pause: the dialer then reports an i/o timeout, sometimes a
+		// moment before ctx says it is done. Either way time is up.
+		if cause := ctx.Err(); cause != nil || errors.Is(err, context.DeadlineExceeded) {
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("connecting to the guest agent over %s: gave up (%w) after: %w", what, cause, err)
+		}
 		if !transient(err) {
 			return nil, fmt.Errorf("connecting to the guest agent over %s: %w", what, err)
 		}
