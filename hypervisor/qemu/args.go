@@ -75,7 +75,7 @@ func args(l launch) []string {
 	}
 	cpu := "host"
 	if l.Accel == hypervisor.TCG {
-		cpu = tcgCPU
+		cpu = TCGCPU
 	}
 	a = append(a,
 		"-cpu", cpu,
@@ -137,7 +137,7 @@ func args(l launch) []string {
 	return a
 }
 
-// tcgCPU is the CPU model under TCG: the baseline x86-64 model plus RDRAND
+// TCGCPU is the CPU model under TCG: the baseline x86-64 model plus RDRAND
 // (so the guest's CRNG is ready at once and getrandom never blocks) and
 // x2APIC. Not "max", whose every emulated feature can cost: measured with
 // tests/bench/kvmboot, a pod took 1.20-1.23 s with "max" and 1.10-1.12 s
@@ -145,7 +145,7 @@ func args(l launch) []string {
 // without AVX took 1.16 s, Nehalem 1.15 s. The likely reasons are XSAVE
 // state at every guest context switch and Go's AVX2 memory copies, both
 // emulated. Go binaries (GOAMD64=v1) and our kernel need nothing more.
-const tcgCPU = "qemu64,+rdrand,+x2apic"
+const TCGCPU = "qemu64,+rdrand,+x2apic"
 
 // kernelParams returns the kernel command line: the driver's parameters,
 // then the caller's.

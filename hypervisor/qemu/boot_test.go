@@ -1,12 +1,10 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,52 +31,9 @@ func TestMain(m *testing.M) {
 // floorInit is the trivial /init the boot tests run.
 const floorInit = "rkt.dev/rkt/tests/bench/floorinit"
 
-// console collects the guest console and lets a test wait for a line.
-type console struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newConsole() *console { return &console{changed: make(chan struct{})} }
-
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.buf.Write(p)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (c *console) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
-// waitFor waits until the console shows s, and returns when it did.
-func (c *console) waitFor(t *testing.T, s string) time.Time {
-	t.Helper()
-	deadline := time.After(bootTimeout)
-	for {
-		c.mu.Lock()
-		found, changed := strings.Contains(c.buf.String(), s), c.changed
-		c.mu.Unlock()
-		if found {
-			return time.Now()
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("console did not show %q within %v; console:\n%s", s, bootTimeout, c)
-		}
-	}
-}
-
 // boot starts floorinit in the given mode. The QEMU process is killed by
 // PID when the test ends, whatever happened.
-func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.VM, *console, time.Time) {
+func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.VM, *vmtest.Console, time.Time) {
 	t.Helper()
 	cfg := hypervisor.Config{
 		Kernel:     vmtest.GuestKernel(t),
@@ -87,7 +42,7 @@ func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.V
 		MemoryMiB:  256,
 		VCPUs:      1,
 		Agent:      transport.Serial,
-		Console:    newConsole(),
+		Console:    vmtest.NewConsole(),
 		RuntimeDir: shortTempDir(t),
 	}
 	if mod != nil {
@@ -110,7 +65,7 @@ func boot(t *testing.T, mode string, mod func(*hypervisor.Config)) (hypervisor.V
 		}
 		waitExit(t, vm)
 	})
-	return vm, cfg.Console.(*console), started
+	return vm, cfg.Console.(*vmtest.Console), started
 }
 
 // shortTempDir returns a temporary directory with a path short enough for
@@ -158,7 +113,7 @@ func TestBootPowerOff(t *testing.T) {
 			vm, con, started := boot(t, "poweroff", func(c *hypervisor.Config) {
 				c.Machine, c.Agent = tt.machine, tt.agent
 			})
-			up := con.waitFor(t, marker)
+			up := con.WaitFor(t, marker, nil, bootTimeout)
 			state, err := waitExit(t, vm)
 			exited := time.Now()
 			if err != nil || state.Reason != hypervisor.ExitPoweroff || state.ExitCode != 0 {
@@ -209,7 +164,7 @@ func TestStop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vm, con, _ := boot(t, tt.mode, nil)
-			con.waitFor(t, tt.ready)
+			con.WaitFor(t, tt.ready, nil, bootTimeout)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			status, err := vm.Status(ctx)
@@ -287,7 +242,7 @@ func signalQEMU(t *testing.T, vm hypervisor.VM, sig syscall.Signal) {
 
 func TestStopFrozenQEMU(t *testing.T) {
 	vm, con, _ := boot(t, "sleep", nil)
-	con.waitFor(t, marker)
+	con.WaitFor(t, marker, nil, bootTimeout)
 	// A stopped QEMU answers no QMP command: Stop must fall back to
 	// SIGKILL after the quit timeout instead of waiting forever.
 	signalQEMU(t, vm, syscall.SIGSTOP)
@@ -307,7 +262,7 @@ func TestStopFrozenQEMU(t *testing.T) {
 
 func TestQEMUKilledOutside(t *testing.T) {
 	vm, con, _ := boot(t, "sleep", nil)
-	con.waitFor(t, marker)
+	con.WaitFor(t, marker, nil, bootTimeout)
 	signalQEMU(t, vm, syscall.SIGKILL)
 	state, err := waitExit(t, vm)
 	if err == nil || state.Reason != hypervisor.ExitHypervisorFailed || state.Signal != syscall.SIGKILL {

@@ -48,6 +48,10 @@ func hostTSCkHz(sysfsFile, cpuinfo string) (int, error) {
 	return 0, fmt.Errorf("reading the host TSC frequency: neither %s nor a \"cpu MHz\" line in %s", sysfsFile, cpuinfo)
 }
 
+// HostTSCkHz returns this host's TSC frequency in kHz as the driver passes
+// it to TCG guests (tsc_early_khz), for tests that start QEMU themselves.
+func HostTSCkHz() (int, error) { return hostTSCkHz(tscSysfs, cpuinfo) }
+
 // Where hostTSCkHz looks.
 const (
 	tscSysfs = "/sys/devices/system/cpu/cpu0/tsc_freq_khz"

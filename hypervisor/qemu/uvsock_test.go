@@ -143,7 +143,7 @@ func TestAgentUserspaceVsock(t *testing.T) {
 					t.Fatalf("echo #%d = %q, %v\nconsole:\n%s", i+1, got, err, con)
 				}
 			}
-			con.waitFor(t, wire.Marker)
+			con.WaitFor(t, wire.Marker, nil, bootTimeout)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			if err := vm.Stop(ctx, true); err != nil {

@@ -8,19 +8,18 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"rkt.dev/rkt/hypervisor/qemu"
 	"rkt.dev/rkt/hypervisor/vhostuser"
 	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
 	"rkt.dev/rkt/hypervisor/vmtest"
@@ -47,79 +46,12 @@ func guestInitrd(t *testing.T) string {
 	return vmtest.Initrd(t, "rkt.dev/rkt/tests/vsockguest")
 }
 
-// tscKHz reads the host's TSC rate for tsc_early_khz: TCG guests
-// otherwise calibrate against emulated timers and can hang.
-func tscKHz(t *testing.T) int {
-	if b, err := os.ReadFile("/sys/devices/system/cpu/cpu0/tsc_freq_khz"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			return v
-		}
-	}
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		if strings.TrimSpace(k) == "cpu MHz" {
-			mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return int(math.Round(mhz * 1000))
-			}
-		}
-	}
-	t.Fatal("no cpu MHz in /proc/cpuinfo")
-	return 0
-}
-
-// console collects the guest console for failure reports and waits.
-type console struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.buf.Write(p)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (c *console) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
-func (c *console) waitFor(t *testing.T, s string, exited <-chan struct{}) {
-	t.Helper()
-	limit := time.After(waitLimit)
-	for {
-		c.mu.Lock()
-		found, ch := strings.Contains(c.buf.String(), s), c.changed
-		c.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-ch:
-		case <-exited:
-			t.Fatalf("QEMU exited before %q appeared; console:\n%s", s, c)
-		case <-limit:
-			t.Fatalf("no %q on the console after %v:\n%s", s, waitLimit, c)
-		}
-	}
-}
-
 // vm is a booted test VM.
 type vm struct {
 	dev     *vsock.Device
 	srv     *vhostuser.Server
 	cmd     *exec.Cmd
-	console *console
+	console *vmtest.Console
 	exited  chan struct{}
 }
 
@@ -133,7 +65,7 @@ func boot(t *testing.T) *vm {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	v := &vm{console: &console{changed: make(chan struct{})}, exited: make(chan struct{})}
+	v := &vm{console: vmtest.NewConsole(), exited: make(chan struct{})}
 	v.dev = vsock.New(vsock.Options{Logf: t.Logf})
 	t.Cleanup(func() { v.dev.Close() })
 	sock := filepath.Join(dir, "vsock.sock")
@@ -143,16 +75,21 @@ func boot(t *testing.T) *vm {
 	}
 	t.Cleanup(func() { v.srv.Close() })
 
+	// The guest settings of the QEMU driver: without the host's TSC rate
+	// a TCG guest calibrates against emulated timers and can hang.
+	tscKHz, err := qemu.HostTSCkHz()
+	if err != nil {
+		t.Fatal(err)
+	}
 	const memMiB = 256
 	v.cmd = exec.Command(vmtest.QEMUBinary,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", "microvm,accel=tcg,acpi=on,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
 		"-global", "virtio-mmio.force-legacy=false",
-		// The CPU model hypervisor/qemu uses under TCG (see tcgCPU there).
-		"-cpu", "qemu64,+rdrand,+x2apic", "-smp", "1", "-m", fmt.Sprintf("%dM", memMiB),
+		"-cpu", qemu.TCGCPU, "-smp", "1", "-m", fmt.Sprintf("%dM", memMiB),
 		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", memMiB),
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc_early_khz=%d", tscKHz(t)),
+		"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc_early_khz=%d", tscKHz),
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 		"-chardev", "socket,id=vsock,path="+sock,
 		"-device", "vhost-user-vsock-device,chardev=vsock",
@@ -174,7 +111,7 @@ func boot(t *testing.T) *vm {
 			t.Logf("guest console:\n%s", v.console)
 		}
 	})
-	v.console.waitFor(t, wire.Marker, v.exited)
+	v.console.WaitFor(t, wire.Marker, v.exited, waitLimit)
 	return v
 }
 
@@ -387,7 +324,7 @@ func TestQEMU(t *testing.T) {
 			t.Fatalf("RESTART: %q", got)
 		}
 		c.Close()
-		v.console.waitFor(t, "listening again", v.exited)
+		v.console.WaitFor(t, "listening again", v.exited, waitLimit)
 		c = v.dial(t)
 		defer c.Close()
 		if err := receive(c, 1000, 3); err != nil {
