@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/guest-agent/agent"
+	"rkt.dev/rkt/internal/guestos"
 )
 
 // mountSystem mounts the guest's own file systems. The kernel only unpacks
@@ -135,7 +134,12 @@ func watchPowerButton(a *agent.Agent) {
 	pressed := make(chan struct{}, len(devices))
 	for _, dev := range devices {
 		go func() {
-			if err := waitPowerKey(dev); err == nil {
+			f, err := os.Open(dev)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			if guestos.WaitPowerKey(f) == nil {
 				pressed <- struct{}{}
 			}
 		}()
@@ -147,30 +151,4 @@ func watchPowerButton(a *agent.Agent) {
 	logf("power button pressed: stopping the pod")
 	a.StopApps(powerButtonGrace)
 	powerOff()
-}
-
-// waitPowerKey reads struct input_event records (on 64-bit: a 16-byte
-// timeval, then u16 type, u16 code, s32 value) until KEY_POWER goes down.
-func waitPowerKey(dev string) error {
-	f, err := os.Open(dev)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	const (
-		evKey    = 1
-		keyPower = 116
-	)
-	var ev [24]byte
-	for {
-		if _, err := io.ReadFull(f, ev[:]); err != nil {
-			return err
-		}
-		typ := binary.LittleEndian.Uint16(ev[16:])
-		code := binary.LittleEndian.Uint16(ev[18:])
-		value := int32(binary.LittleEndian.Uint32(ev[20:]))
-		if typ == evKey && code == keyPower && value == 1 {
-			return nil
-		}
-	}
 }

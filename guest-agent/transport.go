@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/internal/guestos"
 )
 
 // vsockDriverDir lists the virtio devices bound to the vsock transport; a
@@ -28,7 +28,7 @@ const vsockDriverDir = "/sys/bus/virtio/drivers/vmw_vsock_virtio_transport"
 func listen(timeout time.Duration) (*trackingListener, transport.Kind, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		if dev, err := findPort(transport.SerialPortName); err == nil {
+		if dev, err := guestos.FindPort(transport.SerialPortName); err == nil {
 			l, err := newSerialListener(dev)
 			if err != nil {
 				return nil, "", err
@@ -47,17 +47,6 @@ func listen(timeout time.Duration) (*trackingListener, transport.Kind, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// findPort maps a virtio-serial port name to its /dev node through sysfs.
-func findPort(name string) (string, error) {
-	names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
-	for _, p := range names {
-		if b, err := os.ReadFile(p); err == nil && string(bytes.TrimSpace(b)) == name {
-			return "/dev/" + filepath.Base(filepath.Dir(p)), nil
-		}
-	}
-	return "", fmt.Errorf("no virtio-serial port named %s", name)
 }
 
 // serialListener turns a virtio-serial port into a net.Listener of one

@@ -12,7 +12,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -28,6 +27,7 @@ import (
 	"github.com/mdlayher/vsock"
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/internal/guestos"
 	"rkt.dev/rkt/tests/vsockguest/wire"
 )
 
@@ -35,13 +35,13 @@ import (
 const serialPortName = "rkt.agent"
 
 func main() {
-	if err := mountDevAndSys(); err != nil {
+	if err := guestos.MountDevAndSys(); err != nil {
 		fail(err)
 	}
 	// The serial port is announced by the host a moment after its
 	// driver is up, so both channels are looked for a while.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if dev, err := findPort(serialPortName); err == nil {
+		if dev, err := guestos.FindPort(serialPortName); err == nil {
 			go func() { fail(serveSerial(dev)) }()
 			break
 		}
@@ -72,16 +72,6 @@ func powerOff() {
 	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	fmt.Println("rkt-vsockguest: power off failed:", err)
 	os.Exit(1)
-}
-
-func mountDevAndSys() error {
-	if err := unix.Mount("devtmpfs", "/dev", "devtmpfs", 0, ""); err != nil {
-		return fmt.Errorf("mounting devtmpfs on /dev: %w", err)
-	}
-	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
-		return fmt.Errorf("mounting sysfs on /sys: %w", err)
-	}
-	return nil
 }
 
 // vsockServer serves sessions on AF_VSOCK and restarts its listener on
@@ -233,15 +223,4 @@ func dialHost(port uint32) string {
 		return "ERR " + err.Error()
 	}
 	return "OK " + strings.TrimSpace(line)
-}
-
-// findPort maps a virtio-serial port name to its /dev node through sysfs.
-func findPort(name string) (string, error) {
-	names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
-	for _, p := range names {
-		if b, err := os.ReadFile(p); err == nil && string(bytes.TrimSpace(b)) == name {
-			return "/dev/" + filepath.Base(filepath.Dir(p)), nil
-		}
-	}
-	return "", fmt.Errorf("no virtio-serial port named %s", name)
 }

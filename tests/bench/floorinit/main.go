@@ -20,16 +20,15 @@
 package main
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"rkt.dev/rkt/internal/guestos"
 )
 
 // Marker is printed on the console once init runs; tests and benchmarks
@@ -81,22 +80,9 @@ func powerOff() {
 	os.Exit(1)
 }
 
-// mountDevAndSys mounts devtmpfs and sysfs: the initramfs has only
-// /dev/console and /dev/null, and the kernel does not mount devtmpfs by
-// itself when booting from an initramfs.
-func mountDevAndSys() error {
-	if err := unix.Mount("devtmpfs", "/dev", "devtmpfs", 0, ""); err != nil {
-		return fmt.Errorf("mounting devtmpfs on /dev: %w", err)
-	}
-	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
-		return fmt.Errorf("mounting sysfs on /sys: %w", err)
-	}
-	return nil
-}
-
 // waitPowerButton returns once any input device reports KEY_POWER pressed.
 func waitPowerButton() error {
-	if err := mountDevAndSys(); err != nil {
+	if err := guestos.MountDevAndSys(); err != nil {
 		return err
 	}
 	devices, err := filepath.Glob("/dev/input/event*")
@@ -116,42 +102,25 @@ func waitPowerButton() error {
 	fmt.Println("rkt-floor-init: waiting for the power button")
 	pressed := make(chan error, len(inputs))
 	for _, f := range inputs {
-		go func() { pressed <- readPowerKey(f) }()
+		go func() {
+			err := guestos.WaitPowerKey(f)
+			if err == nil {
+				fmt.Println("rkt-floor-init: power button pressed")
+			}
+			pressed <- err
+		}()
 	}
 	return <-pressed
-}
-
-// readPowerKey reads struct input_event records (64-bit layout: 16 bytes
-// of timeval, then type, code and value) until KEY_POWER goes down.
-func readPowerKey(f *os.File) error {
-	dev := f.Name()
-	const (
-		evKey    = 1
-		keyPower = 116
-	)
-	var ev [24]byte
-	for {
-		if _, err := io.ReadFull(f, ev[:]); err != nil {
-			return fmt.Errorf("reading %s: %w", dev, err)
-		}
-		typ := binary.LittleEndian.Uint16(ev[16:])
-		code := binary.LittleEndian.Uint16(ev[18:])
-		value := int32(binary.LittleEndian.Uint32(ev[20:]))
-		if typ == evKey && code == keyPower && value == 1 {
-			fmt.Println("rkt-floor-init: power button pressed")
-			return nil
-		}
-	}
 }
 
 // echo copies everything read from the named virtio-serial port back to it.
 // The host side may disconnect and reconnect: the guest then reads EOF once
 // and the port works again.
 func echo(name string) error {
-	if err := mountDevAndSys(); err != nil {
+	if err := guestos.MountDevAndSys(); err != nil {
 		return err
 	}
-	dev, err := findPort(name)
+	dev, err := guestos.FindPort(name)
 	if err != nil {
 		return err
 	}
@@ -177,19 +146,4 @@ func echo(name string) error {
 			return fmt.Errorf("reading %s: %w", dev, err)
 		}
 	}
-}
-
-// findPort maps a virtio-serial port name to its /dev node through sysfs.
-func findPort(name string) (string, error) {
-	names, err := filepath.Glob("/sys/class/virtio-ports/*/name")
-	if err != nil {
-		return "", err
-	}
-	for _, p := range names {
-		b, err := os.ReadFile(p)
-		if err == nil && string(bytes.TrimSpace(b)) == name {
-			return "/dev/" + filepath.Base(filepath.Dir(p)), nil
-		}
-	}
-	return "", fmt.Errorf("no virtio-serial port named %s among %s", name, strings.Join(names, " "))
 }
