@@ -29,7 +29,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +44,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"rkt.dev/rkt/tests/bench/benchutil"
+	"rkt.dev/rkt/tests/registry"
 )
 
 func main() {
@@ -150,40 +150,11 @@ func startRegistry(bin, work string) (string, func(), error) {
 	}
 	host := l.Addr().String()
 	l.Close()
-	cfg := filepath.Join(work, "registry.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
-		filepath.Join(work, "registry"), host)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+	stop, err := registry.Start(bin, work, host)
+	if err != nil {
 		return "", nil, err
 	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	pid := cmd.Process.Pid
-	stop := func() {
-		if p, err := os.FindProcess(pid); err == nil {
-			p.Kill()
-		}
-		cmd.Wait()
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return host, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("docker-registry did not start: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return host, stop, nil
 }
 
 // benchImage is busybox plus data layers of sizeMiB in total: three
