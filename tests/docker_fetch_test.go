@@ -13,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/stage0/image/docker/dockertest"
 	"rkt.dev/rkt/tests/testutil"
 )
 
@@ -262,21 +259,9 @@ func TestDockerFetchAuth(t *testing.T) {
 func TestDockerLocalSources(t *testing.T) {
 	c := flyCtx(t)
 	img := busyboxImage(t, dockerLayer(t, layerFile("origin", "local")))
-	dir := t.TempDir()
-	lp, err := layout.Write(filepath.Join(dir, "oci"), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
-	tag, _ := name.NewTag("example.com/tools/busybox:1.36")
-	archive := filepath.Join(dir, "busybox.tar")
-	if err := tarball.WriteToFile(archive, tag, img); err != nil {
-		t.Fatal(err)
-	}
+	oci, archive := dockertest.LocalSources(t, img, t.TempDir(), "v1", "example.com/tools/busybox:1.36")
 	for _, tc := range []struct{ ref, name string }{
-		{"oci-layout:" + filepath.Join(dir, "oci") + ":v1", "oci-layout/oci:v1"},
+		{"oci-layout:" + oci + ":v1", "oci-layout/oci:v1"},
 		{"docker-archive:" + archive, "example.com/tools/busybox:1.36"},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {

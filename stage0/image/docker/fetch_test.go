@@ -17,12 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ggremote "github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"rkt.dev/rkt/stage0/image/aci"
+	"rkt.dev/rkt/stage0/image/docker/dockertest"
 	. "rkt.dev/rkt/stage0/image/internal/acitest"
 	"rkt.dev/rkt/stage0/image/remote"
 )
@@ -217,22 +216,10 @@ func TestFetchManifestList(t *testing.T) {
 
 func TestFetchLayoutAndArchive(t *testing.T) {
 	img := testImage(t, v1.Config{Cmd: []string{"/bin/sh"}}, testLayer(t, File("a", "1")), testLayer(t, File("a", "2")))
-	dir := t.TempDir()
-	lp, err := layout.Write(filepath.Join(dir, "oci"), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
-	tag, _ := name.NewTag("example.com/team/app:2.0")
-	archive := filepath.Join(dir, "app.tar")
-	if err := tarball.WriteToFile(archive, tag, img); err != nil {
-		t.Fatal(err)
-	}
+	oci, archive := dockertest.LocalSources(t, img, t.TempDir(), "v1", "example.com/team/app:2.0")
 	tests := []struct{ ref, name, version string }{
-		{"oci-layout:" + filepath.Join(dir, "oci") + ":v1", "oci-layout/oci", "v1"},
-		{"oci-layout:" + filepath.Join(dir, "oci"), "oci-layout/oci", "v1"},
+		{"oci-layout:" + oci + ":v1", "oci-layout/oci", "v1"},
+		{"oci-layout:" + oci, "oci-layout/oci", "v1"},
 		{"docker-archive:" + archive, "example.com/team/app", "2.0"},
 	}
 	for _, tc := range tests {
@@ -255,7 +242,7 @@ func TestFetchLayoutAndArchive(t *testing.T) {
 		})
 	}
 	s := newStore(t)
-	if _, err := s.fetch(t, "oci-layout:"+filepath.Join(dir, "oci")+":nope"); err == nil || !strings.Contains(err.Error(), "v1") {
+	if _, err := s.fetch(t, "oci-layout:"+oci+":nope"); err == nil || !strings.Contains(err.Error(), "v1") {
 		t.Errorf("unknown tag: error = %v; want one listing the tags", err)
 	}
 }

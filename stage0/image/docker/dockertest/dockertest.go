@@ -4,11 +4,15 @@
 package dockertest
 
 import (
+	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // Image is a linux/arch image of layers with configuration cfg.
@@ -28,4 +32,30 @@ func Image(t testing.TB, arch string, cfg v1.Config, layers ...v1.Layer) v1.Imag
 		t.Fatal(err)
 	}
 	return img
+}
+
+// LocalSources writes img to dir twice, as the two local sources rkt
+// fetches from: an OCI layout in dir/oci whose index names it layoutTag
+// (org.opencontainers.image.ref.name), and a docker-archive file
+// dir/image.tar tagged archiveTag ("example.com/app:1.0"). It returns the
+// layout directory and the archive path.
+func LocalSources(t testing.TB, img v1.Image, dir, layoutTag, archiveTag string) (layoutDir, archive string) {
+	t.Helper()
+	layoutDir = filepath.Join(dir, "oci")
+	lp, err := layout.Write(layoutDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": layoutTag})); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(archiveTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive = filepath.Join(dir, "image.tar")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return layoutDir, archive
 }
