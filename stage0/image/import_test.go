@@ -90,7 +90,7 @@ func TestImportEveryCompression(t *testing.T) {
 			if got := readFile(t, s.blobPath(id)); got != string(plain) {
 				t.Error("the blob is not the uncompressed tar")
 			}
-			assertOnly(t, s.casPath("tmp"))
+			at.AssertEntries(t, s.casPath("tmp"))
 		})
 	}
 }
@@ -161,28 +161,6 @@ func corruptTail(gz []byte) []byte {
 	return out
 }
 
-func assertOnly(t *testing.T, dir string, want ...string) {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, de := range des {
-		got = append(got, de.Name())
-	}
-	if len(got) != len(want) {
-		t.Errorf("%s holds %v, want %v", dir, got, want)
-		return
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Errorf("%s holds %v, want %v", dir, got, want)
-			return
-		}
-	}
-}
-
 // Concurrent imports, like several rkt processes fetching at once, store
 // each image once and leave nothing behind.
 func TestImportConcurrently(t *testing.T) {
@@ -212,10 +190,10 @@ func TestImportConcurrently(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Errorf("List = %v, %v; want two images", list, err)
 	}
-	assertOnly(t, s.casPath("tmp"))
+	at.AssertEntries(t, s.casPath("tmp"))
 	want := []string{idOf(images[0]) + ".json", idOf(images[1]) + ".json"}
 	slices.Sort(want)
-	assertOnly(t, s.casPath("index"), want...)
+	at.AssertEntries(t, s.casPath("index"), want...)
 }
 
 func TestImportFileRemembersUnchangedFiles(t *testing.T) {

@@ -60,7 +60,7 @@ func TestExtractAndRenderTo(t *testing.T) {
 			if err := tc.fn(app, dest, tc.opts); err != nil {
 				t.Fatal(err)
 			}
-			assertOnly(t, dest, tc.want...)
+			at.AssertEntries(t, dest, tc.want...)
 
 			// A non-empty destination needs Overwrite and is then
 			// replaced, not merged.
@@ -68,13 +68,13 @@ func TestExtractAndRenderTo(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertErrorContains(t, tc.fn(app, dest, tc.opts), dest, "exists and is not empty", "--overwrite")
-			assertOnly(t, dest, append(tc.want, "stale")...)
+			at.AssertEntries(t, dest, append(tc.want, "stale")...)
 			tc.opts.Overwrite = true
 			if err := tc.fn(app, dest, tc.opts); err != nil {
 				t.Fatal(err)
 			}
-			assertOnly(t, dest, tc.want...)
-			assertOnly(t, parent, "out")
+			at.AssertEntries(t, dest, tc.want...)
+			at.AssertEntries(t, parent, "out")
 		})
 	}
 }

@@ -105,10 +105,10 @@ func TestGC(t *testing.T) {
 			t.Errorf("%s survived GC", p)
 		}
 	}
-	assertOnly(t, s.casPath("tmp"), "import-fresh")
-	assertOnly(t, s.treeTmpDir())
-	assertOnly(t, filepath.Dir(s.blobPath(inUse)), inUse)
-	assertOnly(t, s.treeRoot(), "tmp")
+	at.AssertEntries(t, s.casPath("tmp"), "import-fresh")
+	at.AssertEntries(t, s.treeTmpDir())
+	at.AssertEntries(t, filepath.Dir(s.blobPath(inUse)), inUse)
+	at.AssertEntries(t, s.treeRoot(), "tmp")
 }
 
 // A pod using an image keeps the images it was rendered on alive.

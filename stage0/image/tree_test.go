@@ -61,7 +61,7 @@ func TestRenderLayersDependencies(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(root, "lib")); err != nil || !fi.IsDir() {
 		t.Errorf("lib is not a directory: %v", err)
 	}
-	assertOnly(t, filepath.Join(root, "usr/lib"))
+	at.AssertEntries(t, filepath.Join(root, "usr/lib"))
 
 	im, _ := s.Get(app)
 	if im.TreeStoreID != treeID || im.TreeStoreSize != int64(len("tools"+"b"+"new"+"app")) {
@@ -92,8 +92,8 @@ func TestRenderPathWhitelist(t *testing.T) {
 		t.Fatal(err)
 	}
 	root, _ := s.TreePath(treeID)
-	assertOnly(t, root, "app", "bin")
-	assertOnly(t, filepath.Join(root, "bin"), "sh")
+	at.AssertEntries(t, root, "app", "bin")
+	at.AssertEntries(t, filepath.Join(root, "bin"), "sh")
 }
 
 func TestRenderRefusesBrokenDependencies(t *testing.T) {
@@ -150,7 +150,7 @@ func TestRenderConcurrently(t *testing.T) {
 	if len(trees) != 1 {
 		t.Errorf("tree store holds %v, want one tree", trees)
 	}
-	assertOnly(t, s.treeTmpDir())
+	at.AssertEntries(t, s.treeTmpDir())
 }
 
 func TestTreePathRefusesOtherPaths(t *testing.T) {

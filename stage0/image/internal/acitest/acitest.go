@@ -8,6 +8,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -115,4 +117,22 @@ func Build(t testing.TB, entries ...Entry) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// AssertEntries fails the test unless dir holds exactly the named entries,
+// in os.ReadDir's (sorted) order: what an import or extraction must leave
+// behind, and nothing half-written.
+func AssertEntries(t testing.TB, dir string, want ...string) {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, de := range des {
+		got = append(got, de.Name())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s holds %v, want %v", dir, got, want)
+	}
 }
