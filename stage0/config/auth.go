@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -97,32 +94,15 @@ type authFile struct {
 }
 
 func (a *Auth) loadDir(dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
 	// Names seen in this directory, with the file that named them.
 	seen := map[string]string{}
-	for _, f := range files {
-		if err := a.loadFile(f, seen); err != nil {
-			return fmt.Errorf("configuration file %s: %w", f, err)
-		}
-	}
-	return nil
+	return eachFile(dir, func(path string, _ header, b []byte) error { return a.loadFile(path, b, seen) })
 }
 
-func (a *Auth) loadFile(path string, seen map[string]string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
+func (a *Auth) loadFile(path string, b []byte, seen map[string]string) error {
 	var f authFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	if f.Version != "v1" {
-		return fmt.Errorf("unsupported rktVersion %q (want \"v1\")", f.Version)
 	}
 	claim := func(kind, name string) error {
 		key := kind + " " + name

@@ -77,20 +77,27 @@ func Load(d Dirs) (*Config, error) {
 }
 
 func (c *Config) loadDir(dir, kind string) error {
+	return eachFile(dir, func(_ string, h header, b []byte) error { return c.loadFile(h, b, kind) })
+}
+
+// eachFile hands every *.json file of dir, in name order, to load with its
+// header, once the file is read, parses and declares rktVersion v1. Any
+// error names the file.
+func eachFile(dir string, load func(path string, h header, b []byte) error) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return err
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		if err := c.loadFile(f, kind); err != nil {
+		if err := readFile(f, load); err != nil {
 			return fmt.Errorf("configuration file %s: %w", f, err)
 		}
 	}
 	return nil
 }
 
-func (c *Config) loadFile(path, kind string) error {
+func readFile(path string, load func(path string, h header, b []byte) error) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -102,6 +109,10 @@ func (c *Config) loadFile(path, kind string) error {
 	if h.Version != "v1" {
 		return fmt.Errorf("unsupported rktVersion %q (want \"v1\")", h.Version)
 	}
+	return load(path, h, b)
+}
+
+func (c *Config) loadFile(h header, b []byte, kind string) error {
 	if h.Kind != kind {
 		return fmt.Errorf("rktKind %q does not belong in a %s.d directory", h.Kind, kind)
 	}
