@@ -13,7 +13,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"rkt.dev/rkt/internal/tail"
 	"rkt.dev/rkt/stage0/pod"
@@ -341,7 +341,7 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 				command = []string{defaultShell(p.Dir(), app)}
 			}
 			code, err := runEntrypoint(g, p, dir, stage1.AnnotationEnter,
-				stage1.EnterFlags{PID: pid, AppName: app, TTY: isTerminal(os.Stdin), Cmd: command}.Args(), os.Stderr)
+				stage1.EnterFlags{PID: pid, AppName: app, TTY: term.IsTerminal(int(os.Stdin.Fd())), Cmd: command}.Args(), os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -368,11 +368,4 @@ func defaultShell(dir stage1.PodDir, app string) string {
 		}
 	}
 	return "/bin/bash"
-}
-
-// isTerminal reports whether f is a terminal (not merely a character
-// device such as /dev/null).
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

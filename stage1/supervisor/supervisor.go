@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Supervisor starts apps and reaps every child process, including orphans
@@ -193,7 +194,7 @@ func (s *Supervisor) startDirect(app App) (*Process, error) {
 	for i, f := range stdio {
 		fds[i] = f.Fd()
 	}
-	setsid := app.Stdin == nil || !isTerminal(app.Stdin)
+	setsid := app.newSession()
 	type forked struct {
 		pid int
 		err error
@@ -316,7 +317,7 @@ func (s *Supervisor) spawn(mode string, app App, newMountNS bool) (*Process, err
 	}
 	attr := &os.ProcAttr{
 		Files: append(stdio, specR, errW),
-		Sys:   &syscall.SysProcAttr{Setsid: app.Stdin == nil || !isTerminal(app.Stdin)},
+		Sys:   &syscall.SysProcAttr{Setsid: app.newSession()},
 		Env:   []string{},
 	}
 	if newMountNS {
@@ -421,11 +422,10 @@ func (p *Process) closeAll() {
 	}
 }
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+// newSession reports whether the app gets a session of its own, away from
+// the supervisor's controlling terminal: always, unless its stdin is a
+// terminal (an interactive app), which it then keeps.
+func (a *App) newSession() bool {
+	f, ok := a.Stdin.(*os.File)
+	return !ok || !term.IsTerminal(int(f.Fd()))
 }
