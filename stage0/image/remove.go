@@ -25,30 +25,40 @@ func (s *Store) MarkUsed(ids ...string) error {
 		return err
 	}
 	defer l.Close()
-	var all []string
-	for _, id := range ids {
+	// Each record is read once: the ones named, then the images their
+	// trees were rendered on, which are mostly among them.
+	records := map[string]Image{}
+	read := func(id string) error {
+		if _, done := records[id]; done {
+			return nil
+		}
 		im, err := s.readRecord(id)
 		if errors.Is(err, ErrNotFound) {
-			continue // removed meanwhile: nothing to keep
+			return nil // removed meanwhile: nothing to keep
 		}
-		if err != nil {
+		if err == nil {
+			records[id] = im
+		}
+		return err
+	}
+	for _, id := range ids {
+		if err := read(id); err != nil {
 			return err
 		}
-		all = append(all, id)
-		if t, err := s.readTree(im.TreeStoreID); err == nil {
-			all = append(all, t.Images...)
-		}
-	}
-	slices.Sort(all)
-	now := s.now()
-	for _, id := range slices.Compact(all) {
-		im, err := s.readRecord(id)
-		if errors.Is(err, ErrNotFound) {
+		im, ok := records[id]
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return err
+		if t, err := s.readTree(im.TreeStoreID); err == nil {
+			for _, dep := range t.Images {
+				if err := read(dep); err != nil {
+					return err
+				}
+			}
 		}
+	}
+	now := s.now()
+	for _, im := range records {
 		im.LastUsed = now
 		if err := s.writeRecord(im); err != nil {
 			return err
