@@ -115,11 +115,30 @@ func containingMount(mounts []mountinfo.Mount, path string) (mountinfo.Mount, bo
 	return mounts[best], true
 }
 
+// writeFile writes content to path atomically (a temporary file in the same
+// directory, renamed over path), because another app of the pod may poll
+// for path and must never see it half written.
 func writeFile(w io.Writer, path, content string) error {
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "wrote=%s\n", path)
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "wrote=%s\n", path)
 	return err
 }
 
