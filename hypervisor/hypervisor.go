@@ -161,6 +161,9 @@ type Info struct {
 	// AgentAddress says where the agent is reached (a vsock CID and port,
 	// or a socket path).
 	AgentAddress string
+	// Memory says what backs guest RAM, and why not huge pages when
+	// they could not be had.
+	Memory string
 	// Args is the hypervisor's command line.
 	Args []string
 }

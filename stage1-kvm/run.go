@@ -294,7 +294,7 @@ func (r *podRun) boot() error {
 	if info.Notice != "" {
 		fmt.Fprintln(r.stderr, info.Notice)
 	}
-	r.debugf("QEMU pid %d: %s machine, %s, agent over %s at %s", vm.PID(), info.Machine, info.Accel, info.Agent, info.AgentAddress)
+	r.debugf("QEMU pid %d: %s machine, %s, agent over %s at %s; guest RAM: %s", vm.PID(), info.Machine, info.Accel, info.Agent, info.AgentAddress, info.Memory)
 	if r.state.QEMU, err = procOf(vm.PID(), "QEMU"); err != nil {
 		return fmt.Errorf("QEMU exited at once: %w", err)
 	}

@@ -29,6 +29,9 @@ type launch struct {
 	vhostNet bool
 	// macs are the NICs' MAC addresses, random ones filled in.
 	macs []string
+	// hugeRAM is true when QEMU inherits the guest RAM file (guestram.go)
+	// as descriptor ramFD; otherwise guest RAM is a memfd.
+	hugeRAM bool
 }
 
 // sandbox confines QEMU with seccomp: no obsolete system calls, no
@@ -81,9 +84,7 @@ func args(l launch) []string {
 		"-cpu", cpu,
 		"-smp", fmt.Sprint(l.VCPUs),
 		"-m", fmt.Sprintf("%dM", l.MemoryMiB),
-		// vhost-user (virtiofsd) maps guest RAM, so it must be a shared
-		// memfd rather than anonymous memory.
-		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", l.MemoryMiB),
+		"-object", ramBackend(l),
 		"-kernel", l.Kernel,
 		"-initrd", l.Initrd,
 		"-append", kernelParams(l),
@@ -135,6 +136,18 @@ func args(l launch) []string {
 			"-device", fmt.Sprintf("%s,netdev=%s,mac=%s", device("virtio-net"), id, l.macs[i]))
 	}
 	return a
+}
+
+// ramBackend is the guest RAM object. vhost-user back ends (virtiofsd, the
+// userspace vsock device) map guest RAM, so it is shared memory rather
+// than anonymous: the huge-page file of guestram.go when there is one,
+// aligned to 2 MiB so that the host can map it with huge pages, or else a
+// memfd.
+func ramBackend(l launch) string {
+	if l.hugeRAM {
+		return fmt.Sprintf("memory-backend-file,id=mem,size=%dM,share=on,mem-path=/proc/self/fd/%d,align=2M", l.MemoryMiB, ramFD)
+	}
+	return fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", l.MemoryMiB)
 }
 
 // TCGCPU is the CPU model under TCG: the baseline x86-64 model plus RDRAND

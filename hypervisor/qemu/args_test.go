@@ -99,6 +99,12 @@ func TestArgs(t *testing.T) {
 			wantNot: []string{"virtserialport"},
 		},
 		{
+			name:    "huge-page guest RAM",
+			launch:  base(func(l *launch) { l.hugeRAM = true }),
+			want:    map[string][]string{"-object": {"memory-backend-file,id=mem,size=512M,share=on,mem-path=/proc/self/fd/3,align=2M"}},
+			wantNot: []string{"memfd"},
+		},
+		{
 			name: "shares",
 			launch: base(func(l *launch) {
 				l.Shares = []hypervisor.Share{{Tag: "rootfs", Socket: "/run/fs0.sock"}, {Tag: "vol,1", Socket: "/run/a,b.sock"}}

@@ -303,6 +303,15 @@ type vm struct {
 
 // start runs QEMU once, connects the monitor and lets the guest run.
 func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, error) {
+	ram, ramErr := guestRAMFile(l.MemoryMiB)
+	memory := "shared tmpfs file with transparent huge pages"
+	if ramErr == nil {
+		l.hugeRAM = true
+		// QEMU holds the only other reference once started.
+		defer ram.Close()
+	} else {
+		memory = fmt.Sprintf("shared memfd, 4 KiB pages (%v)", ramErr)
+	}
 	argv := args(l)
 	v := &vm{
 		cmd:       exec.Command(l.Binary, argv...),
@@ -312,6 +321,7 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 			Notice:  notice,
 			Machine: l.Machine,
 			Agent:   l.Agent,
+			Memory:  memory,
 			Args:    append([]string{l.Binary}, argv...),
 		},
 		console:   tail.New(16 << 10),
@@ -338,6 +348,9 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 	case transport.Serial:
 		v.dialer = transport.SerialDialer{Path: l.agentSocket}
 		v.info.AgentAddress = l.agentSocket
+	}
+	if l.hugeRAM {
+		v.cmd.ExtraFiles = []*os.File{ram} // descriptor ramFD
 	}
 	v.cmd.Stdout = io.MultiWriter(&consoleWriter{w: l.Console}, v.console)
 	v.cmd.Stderr = v.stderr

@@ -42,7 +42,8 @@ func TestArgsUserspaceVsock(t *testing.T) {
 			if !slices.Contains(option(argv, "-device"), tt.device) {
 				t.Errorf("no %s in %q", tt.device, option(argv, "-device"))
 			}
-			// vhost-user maps guest RAM: it must be a shared memfd.
+			// vhost-user maps guest RAM: it must be shared (a memfd
+			// unless a huge-page file is passed).
 			if !slices.Contains(option(argv, "-object"), "memory-backend-memfd,id=mem,size=256M,share=on") {
 				t.Errorf("guest RAM is not a shared memfd: %q", option(argv, "-object"))
 			}
