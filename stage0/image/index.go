@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -23,7 +24,8 @@ type Image struct {
 	// ImportTime is when the image entered the store.
 	ImportTime time.Time `json:"importTime"`
 	// LastUsed is when a pod last used the image (see MarkUsed), or the
-	// import time if none has.
+	// import time if none has. MarkUsed keeps it in the record file's
+	// modification time; the JSON holds it as of the last rewrite.
 	LastUsed time.Time `json:"lastUsed"`
 	// Size is the size of the stored, uncompressed image in bytes.
 	Size int64 `json:"size"`
@@ -61,9 +63,18 @@ func (s *Store) readRecord(id string) (Image, error) {
 	if !aci.IsImageID(id, 128) {
 		return Image{}, notFoundError{ref: id}
 	}
-	b, err := os.ReadFile(s.recordPath(id))
+	f, err := os.Open(s.recordPath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return Image{}, notFoundError{ref: id}
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("reading the index record of %s: %w", id, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
 	}
 	if err != nil {
 		return Image{}, fmt.Errorf("reading the index record of %s: %w", id, err)
@@ -72,15 +83,31 @@ func (s *Store) readRecord(id string) (Image, error) {
 	if err := json.Unmarshal(b, &im); err != nil || im.ID != id {
 		return Image{}, fmt.Errorf("the index record of %s in %s is damaged; remove the image with 'rkt image rm %s' and fetch it again", id, s.recordPath(id), id)
 	}
+	// MarkUsed's time, when later than the record's own.
+	if mt := fi.ModTime(); mt.After(im.LastUsed) {
+		im.LastUsed = mt
+	}
 	return im, nil
 }
 
+// writeRecord replaces the index record of im, with im.LastUsed as its
+// modification time, so that rewriting a record (say, when GC forgets a
+// tree) does not count as a use.
 func (s *Store) writeRecord(im Image) error {
 	b, err := json.Marshal(im)
 	if err != nil {
 		return fmt.Errorf("encoding the index record of %s: %w", im.ID, err)
 	}
-	return writeFileAtomic(s.recordPath(im.ID), b)
+	path := s.recordPath(im.ID)
+	if err := writeFileAtomic(path, b); err != nil {
+		return err
+	}
+	// Should this be lost in a crash, the image only looks used later
+	// than it was.
+	if err := os.Chtimes(path, im.LastUsed, im.LastUsed); err != nil {
+		return fmt.Errorf("writing the index record of %s: %w", im.ID, err)
+	}
+	return nil
 }
 
 // ids lists the IDs of all stored images, from the names of their records.

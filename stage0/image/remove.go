@@ -17,51 +17,53 @@ type InUseFunc func(imageID string) (pods []string)
 
 // MarkUsed records that a pod is using the images ids now, which keeps
 // them from GC for the grace period. The images each was last rendered on
-// top of are marked too, since removing them would remove its tree. Each
-// record is written once, under one lock.
+// top of are marked too, since removing them would remove its tree.
+//
+// The time goes into each index record's modification time (see
+// readRecord), not its JSON: every rkt run marks its images, and setting a
+// time is one metadata update that a crash cannot tear, where rewriting a
+// record safely needs an fsync on the way to every pod start.
 func (s *Store) MarkUsed(ids ...string) error {
-	l, err := s.lockStore(true)
+	// Shared: only Remove and GC, which lock exclusively, must not run
+	// meanwhile; marks by concurrent runs set the same kind of time.
+	l, err := s.lockStore(false)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	// Each record is read once: the ones named, then the images their
-	// trees were rendered on, which are mostly among them.
-	records := map[string]Image{}
-	read := func(id string) error {
-		if _, done := records[id]; done {
+	marked := map[string]bool{}
+	mark := func(id string) error {
+		if marked[id] {
 			return nil
 		}
-		im, err := s.readRecord(id)
-		if errors.Is(err, ErrNotFound) {
+		marked[id] = true
+		now := s.now()
+		err := os.Chtimes(s.recordPath(id), now, now)
+		if errors.Is(err, os.ErrNotExist) {
 			return nil // removed meanwhile: nothing to keep
 		}
-		if err == nil {
-			records[id] = im
+		if err != nil {
+			return fmt.Errorf("recording the use of image %s: %w", id, err)
 		}
-		return err
+		return nil
 	}
 	for _, id := range ids {
-		if err := read(id); err != nil {
+		im, err := s.readRecord(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
-		im, ok := records[id]
-		if !ok {
-			continue
+		if err := mark(id); err != nil {
+			return err
 		}
 		if t, err := s.readTree(im.TreeStoreID); err == nil {
 			for _, dep := range t.Images {
-				if err := read(dep); err != nil {
+				if err := mark(dep); err != nil {
 					return err
 				}
 			}
-		}
-	}
-	now := s.now()
-	for _, im := range records {
-		im.LastUsed = now
-		if err := s.writeRecord(im); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -111,6 +111,28 @@ func TestGC(t *testing.T) {
 	at.AssertEntries(t, s.treeRoot(), "tmp")
 }
 
+// Rewriting a record (here: noting another rendering) keeps the time of
+// its last use, so that store maintenance does not count as a use.
+func TestRecordRewriteKeepsLastUse(t *testing.T) {
+	s, c, _, app, _ := storeWithChain(t)
+	used := c.t.Add(time.Hour)
+	c.t = used
+	if err := s.MarkUsed(app); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(48 * time.Hour)
+	if err := s.recordTree(app, "deps-sha512-other", 42); err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.Get(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.TreeStoreID != "deps-sha512-other" || !im.LastUsed.Equal(used) {
+		t.Errorf("after the rewrite: tree %s, last used %v; want deps-sha512-other, %v", im.TreeStoreID, im.LastUsed, used)
+	}
+}
+
 // A pod using an image keeps the images it was rendered on alive.
 func TestMarkUsedCoversDependencies(t *testing.T) {
 	s, c, base, app, _ := storeWithChain(t)
