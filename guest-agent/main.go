@@ -69,7 +69,7 @@ func run() error {
 		return err
 	}
 	// The loopback interface is only needed once the pod is set up;
-	// bringing it up (about 30 ms of netlink under TCG) overlaps with the
+	// bringing it up (about 10 ms of kernel work under TCG) overlaps with the
 	// host connecting to the agent, which leaves the guest idle.
 	loopback := make(chan error, 1)
 	go func() { loopback <- loopbackUp() }()

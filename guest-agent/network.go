@@ -6,18 +6,31 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/guest-agent/api"
 )
 
 // loopbackUp brings up lo: every pod has a loopback interface, whatever
-// its networks (with --net=none it is the only one).
+// its networks (with --net=none it is the only one). It uses the
+// SIOCSIFFLAGS ioctl rather than netlink: under TCG the first use of the
+// netlink package costs about 14 ms of guest CPU (its code is translated
+// on first run), for a pod that may never need netlink otherwise.
 func loopbackUp() error {
-	lo, err := netlink.LinkByName("lo")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("finding lo: %w", err)
+		return fmt.Errorf("bringing lo up: %w", err)
 	}
-	if err := netlink.LinkSetUp(lo); err != nil {
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bringing lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading the flags of lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("bringing lo up: %w", err)
 	}
 	return nil
