@@ -52,7 +52,7 @@ func TestArgs(t *testing.T) {
 			want: map[string][]string{
 				"-machine": {"microvm,accel=tcg,acpi=on,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem"},
 				"-global":  {"virtio-mmio.force-legacy=false"},
-				"-cpu":     {"qemu64,+rdrand,+x2apic"},
+				"-cpu":     {"qemu64,+rdrand"},
 				"-smp":     {"2"},
 				"-m":       {"512M"},
 				"-object":  {"memory-backend-memfd,id=mem,size=512M,share=on"},
