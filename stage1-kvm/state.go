@@ -102,8 +102,34 @@ func startTime(pid int) (uint64, error) {
 const killTimeout = 10 * time.Second
 
 // kill SIGKILLs the process if it is still the recorded one, and waits
-// until it is gone (bounded). A process that is gone already is no error.
+// until it is gone (bounded), then does the same for the children it had:
+// virtiofsd's namespace sandbox is a child process, which only gets a
+// SIGTERM when its parent dies and may still be shutting down. A process
+// that is gone already is no error.
 func (p hostProc) kill() error {
+	var kids []hostProc
+	// Only the recorded process's children: the PID may name another one
+	// by now. (killOne checks again, through a pidfd.)
+	if st, err := startTime(p.PID); p.PID > 0 && err == nil && st == p.StartTime {
+		for _, pid := range procstat.Children(p.PID) {
+			if k, err := procOf(pid, p.What+" child"); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	if err := p.killOne(); err != nil {
+		return err
+	}
+	for _, k := range kids {
+		if err := k.kill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// killOne is kill without the children.
+func (p hostProc) killOne() error {
 	if p.PID <= 0 {
 		return nil
 	}

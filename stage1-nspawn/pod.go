@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -60,7 +62,7 @@ func podInit() (int, error) {
 		return 0, err
 	}
 	return p.RunApps(sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
-		return os.WriteFile(appPIDFile(p.Apps[i].Name.String()), []byte(strconv.Itoa(proc.Pid())), 0o644)
+		return stage1.WriteFileAtomic(appPIDFile(p.Apps[i].Name.String()), []byte(strconv.Itoa(proc.Pid())))
 	})
 }
 
@@ -92,7 +94,7 @@ func appEnter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := os.ReadFile(appPIDFile(flags.AppName))
+	b, err := readAppPID(flags.AppName)
 	if err != nil {
 		return 0, fmt.Errorf("app %s is not running in this pod: %w", flags.AppName, err)
 	}
@@ -105,4 +107,22 @@ func appEnter(args []string) (int, error) {
 		return 0, err
 	}
 	return p.Enter(pid, flags.AppName, flags.Cmd)
+}
+
+// appPIDWait bounds how long enter waits for an app's pid file: PID 1
+// writes it just after starting the app, so an enter right after the app's
+// first output can come a moment too early.
+const appPIDWait = time.Second
+
+// readAppPID reads the pid file of app, waiting up to appPIDWait for it to
+// appear.
+func readAppPID(app string) ([]byte, error) {
+	deadline := time.Now().Add(appPIDWait)
+	for {
+		b, err := os.ReadFile(appPIDFile(app))
+		if !errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
+			return b, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

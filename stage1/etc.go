@@ -56,7 +56,7 @@ func (p PodDir) WriteAppsEtc(resolv, hosts string) error {
 		if content == "" {
 			continue
 		}
-		if err := writeFileAtomic(filepath.Join(p.AppsEtc(), name), []byte(content)); err != nil {
+		if err := WriteFileAtomic(filepath.Join(p.AppsEtc(), name), []byte(content)); err != nil {
 			return err
 		}
 	}

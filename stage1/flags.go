@@ -105,7 +105,7 @@ func (f RunFlags) Save(p PodDir) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p.RunFlagsFile(), b)
+	return WriteFileAtomic(p.RunFlagsFile(), b)
 }
 
 // LoadRunFlags reads what Save recorded.

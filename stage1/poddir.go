@@ -159,7 +159,7 @@ func (p PodDir) WriteExitStatus(app types.ACName, code int) error {
 	if err := os.MkdirAll(p.StatusDir(), 0o755); err != nil {
 		return fmt.Errorf("recording exit status of %s: %w", app, err)
 	}
-	return writeFileAtomic(p.StatusFile(app), []byte(strconv.Itoa(code)+"\n"))
+	return WriteFileAtomic(p.StatusFile(app), []byte(strconv.Itoa(code)+"\n"))
 }
 
 // ReadExitStatus returns an app's recorded exit code. The error satisfies
@@ -178,7 +178,7 @@ func (p PodDir) ReadExitStatus(app types.ACName) (int, error) {
 
 // WritePID records the process `enter` targets.
 func (p PodDir) WritePID(pid int) error {
-	return writeFileAtomic(p.PIDFile(), []byte(strconv.Itoa(pid)+"\n"))
+	return WriteFileAtomic(p.PIDFile(), []byte(strconv.Itoa(pid)+"\n"))
 }
 
 // ReadPID returns the recorded pid.
@@ -194,7 +194,9 @@ func (p PodDir) ReadPID() (int, error) {
 	return pid, nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic replaces path with data through a rename, so that a
+// reader polling for the file never sees it empty or half written.
+func WriteFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -412,8 +412,52 @@ func TestInput(t *testing.T) {
 func TestExec(t *testing.T) {
 	f := newFixture(t)
 	f.setup(t)
-	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("target", "echo marker > /tmp/m; exec sleep 1000")}); err != nil {
+	// The marker appears whole (renamed into place), and the cases run
+	// only once it is there: StartApp returns when the shell runs, not
+	// when it has written the file.
+	if _, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("target", "echo marker > /tmp/m.tmp && mv /tmp/m.tmp /tmp/m; exec sleep 1000")}); err != nil {
 		t.Fatal(err)
+	}
+	runExec := func(t *testing.T, start *api.ExecStart, stdin string) (stdout, stderr string, code int32) {
+		t.Helper()
+		stream, err := f.client.Exec(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(m *api.ExecInput) {
+			if err := stream.Send(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(&api.ExecInput{Input: &api.ExecInput_Start{Start: start}})
+		if stdin != "" {
+			send(&api.ExecInput{Input: &api.ExecInput_Stdin{Stdin: []byte(stdin)}})
+		}
+		send(&api.ExecInput{Input: &api.ExecInput_CloseStdin{CloseStdin: true}})
+		var out, errOut strings.Builder
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("Exec: %v (stdout so far %q)", err, out.String())
+			}
+			switch o := m.Output.(type) {
+			case *api.ExecOutput_Stdout:
+				out.Write(o.Stdout)
+			case *api.ExecOutput_Stderr:
+				errOut.Write(o.Stderr)
+			case *api.ExecOutput_Exit:
+				return out.String(), errOut.String(), o.Exit.Code
+			}
+		}
+	}
+	for i := 0; ; i++ {
+		if _, _, code := runExec(t, &api.ExecStart{App: "target", Args: []string{"/bin/sh", "-c", "test -f /tmp/m"}}, ""); code == 0 {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the app did not write its marker within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	tests := []struct {
 		name     string
@@ -442,37 +486,9 @@ func TestExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stream, err := f.client.Exec(ctx(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			send := func(m *api.ExecInput) {
-				if err := stream.Send(m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			send(&api.ExecInput{Input: &api.ExecInput_Start{Start: tt.start}})
-			if tt.stdin != "" {
-				send(&api.ExecInput{Input: &api.ExecInput_Stdin{Stdin: []byte(tt.stdin)}})
-			}
-			send(&api.ExecInput{Input: &api.ExecInput_CloseStdin{CloseStdin: true}})
-			var out, errOut strings.Builder
-			for {
-				m, err := stream.Recv()
-				if err != nil {
-					t.Fatalf("Exec: %v (stdout so far %q)", err, out.String())
-				}
-				switch o := m.Output.(type) {
-				case *api.ExecOutput_Stdout:
-					out.Write(o.Stdout)
-				case *api.ExecOutput_Stderr:
-					errOut.Write(o.Stderr)
-				case *api.ExecOutput_Exit:
-					if out.String() != tt.wantOut || errOut.String() != tt.wantErr || o.Exit.Code != tt.wantCode {
-						t.Errorf("got %q %q %v; want %q %q code %d", out.String(), errOut.String(), o.Exit, tt.wantOut, tt.wantErr, tt.wantCode)
-					}
-					return
-				}
+			out, errOut, code := runExec(t, tt.start, tt.stdin)
+			if out != tt.wantOut || errOut != tt.wantErr || code != tt.wantCode {
+				t.Errorf("got %q %q code %d; want %q %q code %d", out, errOut, code, tt.wantOut, tt.wantErr, tt.wantCode)
 			}
 		})
 	}

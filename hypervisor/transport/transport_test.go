@@ -24,12 +24,13 @@ func TestSerialDialer(t *testing.T) {
 		listenIn   time.Duration // when to start listening; < 0: never
 		timeout    time.Duration
 		wantErr    string
-		maxElapsed time.Duration
+		wantNotErr string
 	}{
-		{"listening already", filepath.Join(dir, "a.sock"), 0, time.Second, "", time.Second},
-		{"socket appears later", filepath.Join(dir, "b.sock"), 150 * time.Millisecond, 5 * time.Second, "", 2 * time.Second},
-		{"never appears", filepath.Join(dir, "c.sock"), -1, 200 * time.Millisecond, "gave up (context deadline exceeded)", time.Second},
-		{"unfixable path", filepath.Join(notDir, "d.sock"), -1, 5 * time.Second, "not a directory", time.Second},
+		{"listening already", filepath.Join(dir, "a.sock"), 0, 10 * time.Second, "", ""},
+		{"socket appears later", filepath.Join(dir, "b.sock"), 150 * time.Millisecond, 10 * time.Second, "", ""},
+		{"never appears", filepath.Join(dir, "c.sock"), -1, 200 * time.Millisecond, "gave up (context deadline exceeded)", ""},
+		// Not retried until the deadline: the first error is the answer.
+		{"unfixable path", filepath.Join(notDir, "d.sock"), -1, 10 * time.Second, "not a directory", "gave up"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,14 +58,13 @@ func TestSerialDialer(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 			defer cancel()
-			start := time.Now()
 			conn, err := SerialDialer{Path: tt.path}.Dial(ctx)
-			if elapsed := time.Since(start); elapsed > tt.maxElapsed {
-				t.Errorf("Dial took %v, want at most %v", elapsed, tt.maxElapsed)
-			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Dial error = %v, want one containing %q", err, tt.wantErr)
+				}
+				if tt.wantNotErr != "" && strings.Contains(err.Error(), tt.wantNotErr) {
+					t.Fatalf("Dial error = %v, want none containing %q", err, tt.wantNotErr)
 				}
 				return
 			}
@@ -94,7 +94,8 @@ func TestVsockDialerGivesUp(t *testing.T) {
 	if !strings.Contains(err.Error(), "vsock cid 4000000000 port 1024") {
 		t.Errorf("error %q does not name the address", err)
 	}
-	if elapsed := time.Since(start); elapsed > 2*time.Second {
+	// A hang guard, not a speed check: far beyond the deadline.
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
 		t.Errorf("Dial took %v after a 300ms deadline", elapsed)
 	}
 }

@@ -173,7 +173,7 @@ func TestSignalAndEnter(t *testing.T) {
 	root := busyboxRoot(t)
 	s, err := New()
 	must(t, err)
-	p, err := s.Start(App{Name: "sleeper", Root: root, Exec: []string{"/bin/sh", "-c", "echo marker > /tmp/m; exec busybox sleep 100"}, System: PrivateSystemMounts})
+	p, err := s.Start(App{Name: "sleeper", Root: root, Exec: []string{"/bin/sh", "-c", "echo marker > /tmp/m.tmp && mv /tmp/m.tmp /tmp/m; exec busybox sleep 100"}, System: PrivateSystemMounts})
 	must(t, err)
 	defer p.Signal(syscall.SIGKILL)
 
