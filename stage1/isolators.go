@@ -9,6 +9,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"rkt.dev/rkt/stage1/seccompfilter"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
@@ -110,6 +111,14 @@ func SupervisorIsolators(app types.ACName, isolators types.Isolators, o Isolator
 	if si.Seccomp, err = seccompFilter(seccompSet, seccompMode, o); err != nil {
 		return si, fmt.Errorf("app %s: %w", app, err)
 	}
+	if f := si.Seccomp; f != nil {
+		// Compiled where the pod is planned (for kvm, on the host):
+		// the guest agent only loads the programs (see
+		// stage1/seccompfilter).
+		if f.Filter, f.CapsetFilter, err = seccompfilter.Compile(string(f.Mode), f.Syscalls, f.Errno); err != nil {
+			return si, fmt.Errorf("app %s: %w", app, err)
+		}
+	}
 	if si.MemoryLimit > 0 || si.CPUMillis > 0 || si.CPUShares > 0 {
 		si.Cgroup = path.Join(o.CgroupParent, app.String())
 	}
@@ -156,7 +165,7 @@ func seccompFilter(set types.LinuxSeccompSet, mode supervisor.SeccompMode, o Iso
 	if o.DisableSeccomp {
 		return nil, nil
 	}
-	defaultProfile := &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: supervisor.DefaultSeccompBlocklist}
+	defaultProfile := &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: seccompfilter.DefaultBlocklist}
 	if set == nil {
 		if o.Defaults {
 			return defaultProfile, nil
@@ -173,7 +182,7 @@ func seccompFilter(set types.LinuxSeccompSet, mode supervisor.SeccompMode, o Iso
 			defaultProfile.Errno = f.Errno
 			return defaultProfile, nil
 		case slices.Contains(seccompDefaultNames, name):
-			f.Syscalls = append(f.Syscalls, supervisor.DefaultSeccompBlocklist...)
+			f.Syscalls = append(f.Syscalls, seccompfilter.DefaultBlocklist...)
 		case strings.HasPrefix(name, "@"):
 			return nil, fmt.Errorf("seccomp: unknown wildcard %q (known: %s, %s, %s)", name, seccompAll, seccompEmpty, strings.Join(seccompDefaultNames, ", "))
 		default:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"rkt.dev/rkt/stage1/seccompfilter"
+
 	"github.com/appc/spec/schema/types"
 
 	"rkt.dev/rkt/stage1/supervisor"
@@ -24,7 +26,7 @@ func isolators(t *testing.T, js string) types.Isolators {
 func TestSupervisorIsolators(t *testing.T) {
 	oom := -100
 	def := IsolatorOptions{Defaults: true, CgroupParent: "rkt-1"}
-	defaultSeccomp := &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: supervisor.DefaultSeccompBlocklist}
+	defaultSeccomp := &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: seccompfilter.DefaultBlocklist}
 	cases := []struct {
 		name string
 		js   string
@@ -45,9 +47,9 @@ func TestSupervisorIsolators(t *testing.T) {
 		{"retain all turns seccomp off", `[{"name":"os/linux/seccomp-retain-set","value":{"set":["@appc.io/all"]}}]`, def,
 			supervisor.Isolators{Capabilities: DefaultCapabilities, MaskKernelPaths: true}},
 		{"remove empty is the default profile", `[{"name":"os/linux/seccomp-remove-set","value":{"set":["@appc.io/empty"],"errno":"EACCES"}}]`, IsolatorOptions{},
-			supervisor.Isolators{Seccomp: &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: supervisor.DefaultSeccompBlocklist, Errno: "EACCES"}}},
+			supervisor.Isolators{Seccomp: &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: seccompfilter.DefaultBlocklist, Errno: "EACCES"}}},
 		{"default block list wildcard", `[{"name":"os/linux/seccomp-remove-set","value":{"set":["@rkt/default-blacklist","mkdir"]}}]`, IsolatorOptions{},
-			supervisor.Isolators{Seccomp: &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: append(append([]string{}, supervisor.DefaultSeccompBlocklist...), "mkdir")}}},
+			supervisor.Isolators{Seccomp: &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: append(append([]string{}, seccompfilter.DefaultBlocklist...), "mkdir")}}},
 		{"resources and the rest", `[{"name":"resource/memory","value":{"limit":"64M"}},{"name":"resource/cpu","value":{"limit":"500m"}},
 			{"name":"os/linux/cpu-shares","value":512},{"name":"os/linux/oom-score-adj","value":-100},{"name":"os/linux/no-new-privileges","value":true}]`,
 			IsolatorOptions{CgroupParent: "rkt-1"},
@@ -58,6 +60,16 @@ func TestSupervisorIsolators(t *testing.T) {
 			got, err := SupervisorIsolators("app", isolators(t, tc.js), tc.opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The programs are seccompfilter's to test; here they
+			// must be there.
+			if f := got.Seccomp; f != nil {
+				if len(f.Filter) == 0 || (f.Mode == supervisor.SeccompRetain) != (f.CapsetFilter != nil) {
+					t.Errorf("seccomp programs not compiled: %d instructions, capset variant %v", len(f.Filter), f.CapsetFilter != nil)
+				}
+				spec := *f
+				spec.Filter, spec.CapsetFilter = nil, nil
+				got.Seccomp = &spec
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v\nwant %+v", got, tc.want)
@@ -71,6 +83,9 @@ func TestSupervisorIsolatorsErrors(t *testing.T) {
 		{"retain and remove", `[{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_KILL"]}},{"name":"os/linux/capabilities-remove-set","value":{"set":["CAP_KILL"]}}]`, "cannot be combined"},
 		{"two seccomp sets", `[{"name":"os/linux/seccomp-retain-set","value":{"set":["read"]}},{"name":"os/linux/seccomp-remove-set","value":{"set":["mkdir"]}}]`, "only one seccomp isolator"},
 		{"unknown wildcard", `[{"name":"os/linux/seccomp-remove-set","value":{"set":["@systemd/clock"]}}]`, `unknown wildcard "@systemd/clock"`},
+		// Compiling happens here, so that a bad filter fails before
+		// anything starts.
+		{"unknown system call", `[{"name":"os/linux/seccomp-remove-set","value":{"set":["nosuchcall"]}}]`, `app app: seccomp: unknown system call "nosuchcall"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -903,9 +903,15 @@ func (x *Isolators) GetMaskKernelPaths() bool {
 type Seccomp struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// mode is "retain" or "remove".
-	Mode          string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
-	Syscalls      []string `protobuf:"bytes,2,rep,name=syscalls,proto3" json:"syscalls,omitempty"`
-	Errno         string   `protobuf:"bytes,3,opt,name=errno,proto3" json:"errno,omitempty"`
+	Mode     string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	Syscalls []string `protobuf:"bytes,2,rep,name=syscalls,proto3" json:"syscalls,omitempty"`
+	Errno    string   `protobuf:"bytes,3,opt,name=errno,proto3" json:"errno,omitempty"`
+	// filter is the BPF program the host compiled from the above, which
+	// the agent loads: struct sock_filter entries of 8 bytes each (code
+	// u16, jt u8, jf u8, k u32, little-endian). capset_filter is the
+	// variant for retain mode that also allows capset.
+	Filter        []byte `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	CapsetFilter  []byte `protobuf:"bytes,5,opt,name=capset_filter,json=capsetFilter,proto3" json:"capset_filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,6 +965,20 @@ func (x *Seccomp) GetErrno() string {
 		return x.Errno
 	}
 	return ""
+}
+
+func (x *Seccomp) GetFilter() []byte {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *Seccomp) GetCapsetFilter() []byte {
+	if x != nil {
+		return x.CapsetFilter
+	}
+	return nil
 }
 
 type AppMount struct {
@@ -2033,11 +2053,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x06cgroup\x18\t \x01(\tR\x06cgroup\x12*\n" +
 	"\x11mask_kernel_paths\x18\n" +
 	" \x01(\bR\x0fmaskKernelPathsB\x10\n" +
-	"\x0e_oom_score_adj\"O\n" +
+	"\x0e_oom_score_adj\"\x8c\x01\n" +
 	"\aSeccomp\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1a\n" +
 	"\bsyscalls\x18\x02 \x03(\tR\bsyscalls\x12\x14\n" +
-	"\x05errno\x18\x03 \x01(\tR\x05errno\"l\n" +
+	"\x05errno\x18\x03 \x01(\tR\x05errno\x12\x16\n" +
+	"\x06filter\x18\x04 \x01(\fR\x06filter\x12#\n" +
+	"\rcapset_filter\x18\x05 \x01(\fR\fcapsetFilter\"l\n" +
 	"\bAppMount\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"rkt.dev/rkt/stage1/supervisor"
@@ -20,7 +21,9 @@ func TestIsolatorsRoundTrip(t *testing.T) {
 		{"everything", supervisor.Isolators{
 			Capabilities:    []string{"CAP_CHOWN", "CAP_KILL"},
 			NoNewPrivileges: true,
-			Seccomp:         &supervisor.Seccomp{Mode: supervisor.SeccompRemove, Syscalls: []string{"reboot"}, Errno: "ENOSYS"},
+			Seccomp: &supervisor.Seccomp{Mode: supervisor.SeccompRetain, Syscalls: []string{"read"}, Errno: "ENOSYS",
+				Filter:       []unix.SockFilter{{Code: 0x20, K: 4}, {Code: 0x15, Jt: 1, Jf: 2, K: 0xc000003e}, {Code: 0x6, K: 0x7fff0000}},
+				CapsetFilter: []unix.SockFilter{{Code: 0x6, K: 0xffffffff}}},
 			OOMScoreAdj:     &adj,
 			MemoryLimit:     64 << 20,
 			CPUMillis:       500,
@@ -43,5 +46,14 @@ func TestIsolatorsRoundTrip(t *testing.T) {
 				t.Errorf("round trip = %+v, want %+v", got, tt.in)
 			}
 		})
+	}
+}
+
+// A program whose length is not a whole number of entries is dropped, so
+// that the supervisor refuses the app rather than load half a filter.
+func TestTruncatedFilterIsDropped(t *testing.T) {
+	wire := &Isolators{Seccomp: &Seccomp{Mode: "remove", Syscalls: []string{"reboot"}, Filter: make([]byte, 12)}}
+	if got := wire.Supervisor().Seccomp; got == nil || got.Filter != nil {
+		t.Errorf("decoded %+v, want a seccomp spec without a program", got)
 	}
 }

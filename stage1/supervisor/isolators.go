@@ -65,13 +65,21 @@ const (
 	SeccompRemove SeccompMode = "remove"
 )
 
-// Seccomp is a system call filter.
+// Seccomp is a system call filter: its specification, and the BPF
+// programs compiled from it by stage1/seccompfilter, which are what the
+// supervisor loads. The compiling is left to the caller so that the kvm
+// guest agent need not link the compiler (see that package).
 type Seccomp struct {
 	Mode     SeccompMode `json:"mode"`
 	Syscalls []string    `json:"syscalls"`
 	// Errno is the error a refused syscall returns, by name ("EPERM",
 	// the default, "ENOSYS", ...).
 	Errno string `json:"errno,omitempty"`
+	// Filter is the compiled program. CapsetFilter, in retain mode, is
+	// the same with capset allowed too, for when the filter must be
+	// loaded before the capabilities are dropped.
+	Filter       []unix.SockFilter `json:"filter"`
+	CapsetFilter []unix.SockFilter `json:"capsetFilter,omitempty"`
 }
 
 // startThreadSyscalls are the system calls the Go runtime and
@@ -123,8 +131,11 @@ func (i *Isolators) validate() error {
 		return err
 	}
 	if i.Seccomp != nil {
-		if _, err := i.Seccomp.instructions(); err != nil {
-			return err
+		switch {
+		case i.Seccomp.Mode != SeccompRetain && i.Seccomp.Mode != SeccompRemove:
+			return fmt.Errorf("seccomp: mode %q is neither retain nor remove", i.Seccomp.Mode)
+		case len(i.Seccomp.Filter) == 0:
+			return fmt.Errorf("seccomp: the %s filter was not compiled (stage1/seccompfilter)", i.Seccomp.Mode)
 		}
 	}
 	if i.OOMScoreAdj != nil && (*i.OOMScoreAdj < -1000 || *i.OOMScoreAdj > 1000) {

@@ -75,7 +75,7 @@ func (i *Isolators) restrictAfterCredentials(uid int) error {
 		seccompFirst = caps(data, effective)&(1<<unix.CAP_SYS_ADMIN) != 0
 	}
 	if seccompFirst {
-		if err := i.Seccomp.load("capset"); err != nil {
+		if err := i.Seccomp.load(true); err != nil {
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func (i *Isolators) restrictAfterCredentials(uid int) error {
 		}
 	}
 	if i.Seccomp != nil && !seccompFirst {
-		return i.Seccomp.load()
+		return i.Seccomp.load(false)
 	}
 	return nil
 }

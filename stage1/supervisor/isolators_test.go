@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"rkt.dev/rkt/stage1/seccompfilter"
+
 	"github.com/elastic/go-seccomp-bpf/arch"
 )
 
@@ -42,14 +44,14 @@ func TestIsolators(t *testing.T) {
 			"CapPrm:0000000000000000CapEff:0000000000000000CapBnd:0000000000000020"},
 		{"no-new-privileges", PrivateSystemMounts, Isolators{NoNewPrivileges: true}, "",
 			"busybox grep NoNewPrivs /proc/self/status", "NoNewPrivs:\t1\n"},
-		{"seccomp remove set with errno", PrivateSystemMounts, Isolators{Capabilities: []string{"CAP_KILL"}, Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"mkdir", "mkdirat"}, Errno: "EROFS"}}, "",
+		{"seccomp remove set with errno", PrivateSystemMounts, Isolators{Capabilities: []string{"CAP_KILL"}, Seccomp: seccompOf(t, SeccompRemove, []string{"mkdir", "mkdirat"}, "EROFS")}, "",
 			"busybox mkdir /tmp/d 2>&1; busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | busybox tr -d '\\t\\n'",
 			"mkdir: can't create directory '/tmp/d': Read-only file system\nNoNewPrivs:0Seccomp:2"},
-		{"seccomp for other users sets no-new-privileges", PrivateSystemMounts, Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}, "1000",
+		{"seccomp for other users sets no-new-privileges", PrivateSystemMounts, Isolators{Seccomp: seccompOf(t, SeccompRemove, seccompfilter.DefaultBlocklist, "")}, "1000",
 			"busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | busybox tr -d '\\t\\n'", "NoNewPrivs:1Seccomp:2"},
-		{"default seccomp profile refuses unshare", PrivateSystemMounts, Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}, "",
+		{"default seccomp profile refuses unshare", PrivateSystemMounts, Isolators{Seccomp: seccompOf(t, SeccompRemove, seccompfilter.DefaultBlocklist, "")}, "",
 			"busybox unshare -m true 2>/dev/null || echo refused", "refused\n"},
-		{"seccomp retain set", PrivateSystemMounts, Isolators{Seccomp: &Seccomp{Mode: SeccompRetain, Syscalls: allSyscallsBut(t, "mkdir", "mkdirat")}}, "",
+		{"seccomp retain set", PrivateSystemMounts, Isolators{Seccomp: seccompOf(t, SeccompRetain, allSyscallsBut(t, "mkdir", "mkdirat"), "")}, "",
 			"busybox mkdir /tmp/d 2>&1; echo alive", "mkdir: can't create directory '/tmp/d': Operation not permitted\nalive\n"},
 		{"oom-score-adj", PrivateSystemMounts, Isolators{OOMScoreAdj: &oom}, "", "busybox cat /proc/self/oom_score_adj", "500\n"},
 		{"masked /proc", PrivateSystemMounts, Isolators{MaskKernelPaths: true}, "",
@@ -100,6 +102,14 @@ func maskedMounts(t *testing.T) string {
 }
 
 // allSyscallsBut lists every system call of the architecture but some.
+// seccompOf is a filter compiled as stage1 compiles it for the supervisor.
+func seccompOf(t *testing.T, mode SeccompMode, syscalls []string, errno string) *Seccomp {
+	t.Helper()
+	filter, capset, err := seccompfilter.Compile(string(mode), syscalls, errno)
+	must(t, err)
+	return &Seccomp{Mode: mode, Syscalls: syscalls, Errno: errno, Filter: filter, CapsetFilter: capset}
+}
+
 func allSyscallsBut(t *testing.T, except ...string) []string {
 	info, err := arch.GetInfo("")
 	must(t, err)
@@ -123,8 +133,7 @@ func TestIsolatorErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown capability", Isolators{Capabilities: []string{"CAP_FLY"}}, `unknown capability "CAP_FLY"`},
-		{"unknown syscall", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"nosuchcall"}}}, `unknown system call "nosuchcall"`},
-		{"unknown errno", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"mkdir"}, Errno: "EWHAT"}}, `unknown errno "EWHAT"`},
+		{"seccomp not compiled", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"mkdir"}}}, "the remove filter was not compiled"},
 		{"bad mode", Isolators{Seccomp: &Seccomp{Mode: "drop", Syscalls: []string{"mkdir"}}}, "neither retain nor remove"},
 		{"oom out of range", Isolators{OOMScoreAdj: &bad}, "outside -1000..1000"},
 		{"limit without cgroup", Isolators{MemoryLimit: 1 << 20}, "need a cgroup name"},

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"rkt.dev/rkt/stage1/seccompfilter"
 )
 
 func TestMain(m *testing.M) {
@@ -209,7 +211,7 @@ func TestAllowsDirectStart(t *testing.T) {
 	}{
 		{"nothing", Isolators{}, true},
 		{"caps and no-new-privs", Isolators{Capabilities: []string{"CAP_KILL"}, NoNewPrivileges: true}, true},
-		{"default seccomp profile", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}, true},
+		{"default seccomp profile", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: seccompfilter.DefaultBlocklist}}, true},
 		{"remove set hitting the runtime", Isolators{Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"mkdir", "futex"}}}, false},
 		{"retain set", Isolators{Seccomp: &Seccomp{Mode: SeccompRetain, Syscalls: []string{"read"}}}, false},
 		{"cgroup limit", Isolators{MemoryLimit: 1 << 20, Cgroup: "x/y"}, false},
@@ -243,7 +245,7 @@ func TestDirectStartLeavesSupervisorAlone(t *testing.T) {
 	}
 	app := App{Name: "t", Root: root, Exec: []string{"/bin/sh", "-c", "exit 0"}, Group: "1000", SupplementaryGIDs: []int{7}, System: PrivateSystemMounts,
 		Isolators: Isolators{Capabilities: []string{"CAP_KILL"}, NoNewPrivileges: true, MaskKernelPaths: true,
-			Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: DefaultSeccompBlocklist}}}
+			Seccomp: seccompOf(t, SeccompRemove, seccompfilter.DefaultBlocklist, "")}}
 	if !app.Isolators.allowsDirectStart() {
 		t.Fatal("the app would not be started directly; the test checks nothing")
 	}
