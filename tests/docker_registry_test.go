@@ -46,19 +46,16 @@ func startRegistry(t *testing.T, prefer5000 bool) *dockerRegistry {
 	if err != nil {
 		t.Skip("docker-registry is not installed (apt-get install docker-registry, or scripts/install-deps)")
 	}
-	port := 0
+	host := "127.0.0.1:0"
 	if prefer5000 && portFree(5000) {
-		port = 5000
-	} else {
-		port = freePort(t)
+		host = "127.0.0.1:5000"
 	}
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	stop, err := registry.Start(bin, t.TempDir(), host)
+	addr, stop, err := registry.Start(bin, t.TempDir(), host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	return &dockerRegistry{t: t, Host: host}
+	return &dockerRegistry{t: t, Host: addr}
 }
 
 func portFree(port int) bool {
@@ -68,16 +65,6 @@ func portFree(port int) bool {
 	}
 	l.Close()
 	return true
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // push stores img as repoTag ("library/busybox:latest") and returns the

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +84,7 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(work)
 
-	host, stop, err := startRegistry(o.registry, work)
+	host, stop, err := registry.Start(o.registry, work, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -139,22 +138,6 @@ func timed(cmd *exec.Cmd, verbose bool) (time.Duration, error) {
 		os.Stderr.Write(out.Bytes())
 	}
 	return d, nil
-}
-
-// startRegistry starts docker-registry on a free port of 127.0.0.1 and
-// returns its address and a function that stops it by its PID.
-func startRegistry(bin, work string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	host := l.Addr().String()
-	l.Close()
-	stop, err := registry.Start(bin, work, host)
-	if err != nil {
-		return "", nil, err
-	}
-	return host, stop, nil
 }
 
 // benchImage is busybox plus data layers of sizeMiB in total: three
