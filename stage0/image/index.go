@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"rkt.dev/rkt/internal/lock"
 	"rkt.dev/rkt/stage0/image/aci"
 )
 
@@ -88,6 +89,22 @@ func (s *Store) readRecord(id string) (Image, error) {
 		im.LastUsed = mt
 	}
 	return im, nil
+}
+
+// readRecordLocked takes the store lock shared and reads the record of id,
+// so that nothing the record names can be removed or replaced while the
+// caller uses it; the caller closes the lock. On error nothing is held.
+func (s *Store) readRecordLocked(id string) (Image, *lock.Lock, error) {
+	l, err := s.lockStore(false)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	im, err := s.readRecord(id)
+	if err != nil {
+		l.Close()
+		return Image{}, nil, err
+	}
+	return im, l, nil
 }
 
 // writeRecord replaces the index record of im, with im.LastUsed as its

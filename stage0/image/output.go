@@ -36,15 +36,11 @@ type OutputOptions struct {
 // Extract writes the image id alone, without its dependencies, to the
 // directory dest.
 func (s *Store) Extract(id, dest string, opts OutputOptions) error {
-	l, err := s.lockStore(false)
+	im, l, err := s.readRecordLocked(id)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	im, err := s.readRecord(id)
-	if err != nil {
-		return err
-	}
 	out := s.output()
 	defer out.Close()
 	return writeOutput(dest, opts.Overwrite, func(dir string) error {
@@ -56,14 +52,11 @@ func (s *Store) Extract(id, dest string, opts OutputOptions) error {
 // RenderTo renders the image id with its dependencies, as Render does, to
 // the directory dest instead of the tree store.
 func (s *Store) RenderTo(id, dest string, opts OutputOptions) error {
-	l, err := s.lockStore(false)
+	_, l, err := s.readRecordLocked(id)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	if _, err := s.readRecord(id); err != nil {
-		return err
-	}
 	layers, err := s.chain(id)
 	if err != nil {
 		return fmt.Errorf("rendering image %s: %w", id, err)

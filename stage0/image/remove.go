@@ -31,13 +31,13 @@ func (s *Store) MarkUsed(ids ...string) error {
 		return err
 	}
 	defer l.Close()
+	now := s.now()
 	marked := map[string]bool{}
 	mark := func(id string) error {
 		if marked[id] {
 			return nil
 		}
 		marked[id] = true
-		now := s.now()
 		err := os.Chtimes(s.recordPath(id), now, now)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // removed meanwhile: nothing to keep

@@ -27,15 +27,11 @@ var ErrNoSignature = errors.New("the image was stored without a signature")
 // The store lock is held shared meanwhile, so a fetch of the same image
 // cannot replace what is being read.
 func (s *Store) ReadSigned(id string, fn func(sig []byte, signed io.Reader) error) error {
-	l, err := s.lockStore(false)
+	im, l, err := s.readRecordLocked(id)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	im, err := s.readRecord(id)
-	if err != nil {
-		return err
-	}
 	if im.Signature == "" {
 		return fmt.Errorf("image %s: %w", id, ErrNoSignature)
 	}

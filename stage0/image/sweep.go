@@ -35,7 +35,7 @@ func (s *Store) sweep() error {
 		removeChildren(s.casPath("index"), isTempName),
 		s.sweepSharded("blob", stored),
 		s.sweepSharded("imageManifest", stored),
-		s.sweepSigned(ids),
+		s.sweepSigned(),
 		removeChildren(s.casPath("tmp"), func(de os.DirEntry) bool {
 			fi, err := de.Info()
 			return err == nil && time.Since(fi.ModTime()) > staleImport
@@ -66,16 +66,13 @@ func (s *Store) sweepTrees(stored map[string]bool) error {
 // sweepSigned removes the kept signed files (cas/signed/) that no stored
 // image's record names. Where a record cannot be read, it cannot tell, and
 // removes nothing.
-func (s *Store) sweepSigned(ids []string) error {
+func (s *Store) sweepSigned() error {
+	images, err := s.List()
+	if err != nil {
+		return err
+	}
 	kept := make(map[string]bool)
-	for _, id := range ids {
-		im, err := s.readRecord(id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
+	for _, im := range images {
 		if im.Signed != "" {
 			kept[im.Signed] = true
 		}

@@ -47,15 +47,11 @@ func (s *Store) Render(id string) (string, error) {
 }
 
 func (s *Store) render(id string, out *progress.Output) (string, int64, error) {
-	l, err := s.lockStore(false)
+	im, l, err := s.readRecordLocked(id)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.Close()
-	im, err := s.readRecord(id)
-	if err != nil {
-		return "", 0, err
-	}
 	layers, err := s.chain(id)
 	if err != nil {
 		return "", 0, err
