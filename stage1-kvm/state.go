@@ -110,7 +110,7 @@ func (p hostProc) kill() error {
 	var kids []hostProc
 	// Only the recorded process's children: the PID may name another one
 	// by now. (killOne checks again, through a pidfd.)
-	if st, err := startTime(p.PID); p.PID > 0 && err == nil && st == p.StartTime {
+	if p.alive() {
 		for _, pid := range procstat.Children(p.PID) {
 			if k, err := procOf(pid, p.What+" child"); err == nil {
 				kids = append(kids, k)

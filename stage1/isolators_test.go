@@ -6,10 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"rkt.dev/rkt/stage1/seccompfilter"
-
 	"github.com/appc/spec/schema/types"
 
+	"rkt.dev/rkt/stage1/seccompfilter"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 

@@ -152,11 +152,12 @@ func ramBackend(l launch) string {
 
 // TCGCPU is the CPU model under TCG: the baseline x86-64 model plus RDRAND
 // (so the guest's CRNG is ready at once and getrandom never blocks). No
-// x2APIC: QEMU 7.2's TCG cannot emulate it, drops it and prints a warning at
-// every start, which then showed in error messages. Not "max", whose every emulated feature can cost: measured with
-// tests/bench/kvmboot, a pod took 1.20-1.23 s with "max" and 1.10-1.12 s
-// with this model (the bare kernel boot 0.84 s against 0.80 s); "max"
-// without AVX took 1.16 s, Nehalem 1.15 s. The likely reasons are XSAVE
+// x2APIC: QEMU 7.2's TCG cannot emulate it, drops it and prints a warning
+// at every start, which then showed in error messages. Not "max", whose
+// every emulated feature can cost: measured with tests/bench/kvmboot, a pod
+// took 1.20-1.23 s with "max" and 1.10-1.12 s with this model (the bare
+// kernel boot 0.84 s against 0.80 s); "max" without AVX took 1.16 s,
+// Nehalem 1.15 s. The likely reasons are XSAVE
 // state at every guest context switch and Go's AVX2 memory copies, both
 // emulated. Go binaries (GOAMD64=v1) and our kernel need nothing more.
 const TCGCPU = "qemu64,+rdrand"

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"rkt.dev/rkt/stage1/seccompfilter"
-
 	"github.com/elastic/go-seccomp-bpf/arch"
+
+	"rkt.dev/rkt/stage1/seccompfilter"
 )
 
 func TestIsolators(t *testing.T) {
