@@ -18,8 +18,6 @@
 package main
 
 import (
-	"os"
-
 	"rkt.dev/rkt/stage1"
 )
 
@@ -34,9 +32,6 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == roHelperArg {
-		runReadOnlyHelper(os.Args[2:])
-	}
 	stage1.Main("stage1-kvm", map[string]stage1.Command{
 		"init":  runPod,
 		"enter": enter,

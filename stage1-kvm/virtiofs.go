@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,10 +16,6 @@ import (
 // virtiofsdPath is where Debian's qemu-system-x86 package installs
 // virtiofsd (QEMU 7.2's C implementation).
 const virtiofsdPath = "/usr/lib/qemu/virtiofsd"
-
-// roHelperArg is argv[1] of the stage1 binary re-executed to start a
-// read-only virtiofsd (see runReadOnlyHelper).
-const roHelperArg = "__rkt_kvm_readonly_virtiofsd"
 
 // virtiofsd is one running virtiofsd serving one share.
 type virtiofsd struct {
@@ -33,8 +31,8 @@ type virtiofsd struct {
 //
 // virtiofsd 7.2 has no read-only mode; a read-only share is served by a
 // virtiofsd whose whole view of the source is a read-only bind mount, made
-// in a private mount namespace by the stage1 binary re-executed as a
-// helper. Nothing is mounted on the host, so gc has nothing to unmount.
+// in a private mount namespace (see readOnlyMounts). Nothing is mounted on
+// the host, so gc has nothing to unmount.
 func startVirtiofsd(s share, socket string, log io.Writer) (*virtiofsd, error) {
 	if _, err := os.Stat(virtiofsdPath); err != nil {
 		return nil, fmt.Errorf("virtiofsd is needed to share app images with the VM: %w; install it with: apt-get install qemu-system-x86", err)
@@ -54,24 +52,17 @@ func startVirtiofsd(s share, socket string, log io.Writer) (*virtiofsd, error) {
 	}
 	defer lf.Close()
 
-	args := []string{"--fd=3", "-o", "source=" + s.Source, "-o", "cache=" + s.Cache, "-o", "sandbox=namespace", "-o", "log_level=warn"}
-	var cmd *exec.Cmd
-	if s.ReadOnly {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("finding the stage1 binary: %w", err)
-		}
-		cmd = exec.Command(self, append([]string{roHelperArg, s.Source, virtiofsdPath}, args...)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	} else {
-		cmd = exec.Command(virtiofsdPath, args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
+	cmd := exec.Command(virtiofsdPath, "--fd=3", "-o", "source="+s.Source, "-o", "cache="+s.Cache, "-o", "sandbox=namespace", "-o", "log_level=warn")
 	// Like QEMU, virtiofsd must not outlive the run process.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
+	if s.ReadOnly {
+		err = readOnlyMounts.startReadOnly(cmd, s.Source)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("starting virtiofsd for %s: %w", s.Source, err)
 	}
 	v := &virtiofsd{cmd: cmd, share: s, socket: socket, exited: make(chan struct{})}
@@ -91,25 +82,72 @@ func (v *virtiofsd) stop() {
 	os.Remove(v.socket)
 }
 
-// runReadOnlyHelper runs in a fresh mount namespace (the parent set
-// CLONE_NEWNS; Go made every mount private). It turns the source into a
-// read-only bind mount of itself, then execs virtiofsd, whose own sandbox
-// bind mount of the source inherits the read-only flag.
-// Arguments: SOURCE PROGRAM ARGS...
-func runReadOnlyHelper(args []string) {
-	err := func() error {
-		if len(args) < 2 {
-			return fmt.Errorf("want arguments SOURCE PROGRAM [ARGS], got %q", args)
-		}
-		src := args[0]
+// readOnlyMounts is the run process's thread for read-only virtiofsds.
+var readOnlyMounts mountNSThread
+
+// mountNSThread is an OS thread in a private mount namespace of its own,
+// which it never leaves and never gives back to the Go scheduler. In that
+// namespace a read-only share's source is made a read-only bind mount of
+// itself, and virtiofsd is started from the same thread, so it inherits the
+// namespace and its own sandbox bind mount of the source inherits the
+// read-only flag.
+//
+// Why a thread rather than a helper process: the helper used to be this
+// binary re-executed for each read-only share, a 7 MB Go program started
+// just as QEMU starts, which measurably delayed QEMU (docs/kvm.md). Why it
+// lives as long as the process: a child started with Pdeathsig is killed
+// when the thread that started it exits, and virtiofsd must live as long as
+// the run process.
+type mountNSThread struct {
+	once sync.Once
+	err  error
+	work chan func()
+}
+
+// startReadOnly makes src read-only in the thread's namespace and starts
+// cmd from the thread.
+func (t *mountNSThread) startReadOnly(cmd *exec.Cmd, src string) error {
+	t.once.Do(func() {
+		t.work = make(chan func())
+		ready := make(chan error)
+		go t.serve(ready)
+		t.err = <-ready
+	})
+	if t.err != nil {
+		return t.err
+	}
+	errc := make(chan error, 1)
+	t.work <- func() {
 		if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("bind-mounting %s: %w", src, err)
+			errc <- fmt.Errorf("bind-mounting %s: %w", src, err)
+			return
 		}
 		if err := unix.Mount("", src, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("making %s read-only: %w", src, err)
+			errc <- fmt.Errorf("making %s read-only: %w", src, err)
+			return
 		}
-		return unix.Exec(args[1], args[1:], os.Environ())
-	}()
-	fmt.Fprintf(os.Stderr, "stage1-kvm: read-only virtiofsd: %v\n", err)
-	os.Exit(exitStage1Failure)
+		errc <- cmd.Start()
+	}
+	return <-errc
+}
+
+// serve locks its goroutine to its thread for good, moves the thread into a
+// new mount namespace with private propagation (so the read-only mounts
+// never reach the host), and runs the work it is sent. If the namespace
+// cannot be made, the goroutine ends still locked, and Go ends the thread
+// with it.
+func (t *mountNSThread) serve(ready chan<- error) {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		ready <- fmt.Errorf("creating a mount namespace for read-only shares: %w", err)
+		return
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		ready <- fmt.Errorf("making the read-only shares' mount namespace private: %w", err)
+		return
+	}
+	ready <- nil
+	for f := range t.work {
+		f()
+	}
 }
