@@ -6,6 +6,7 @@ import (
 
 	"rkt.dev/rkt/internal/procstat"
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/apprun"
 )
 
 // enter runs a command in a running app's root: fly shares the host's
@@ -23,7 +24,7 @@ func enter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p.Enter(flags.PID, flags.AppName, flags.Cmd)
+	return apprun.Enter(p, flags.PID, flags.AppName, flags.Cmd)
 }
 
 // stop ends the pod. Without --force it sends SIGTERM to the run

@@ -15,7 +15,7 @@ import (
 // sets, no_new_privs, seccomp sets, oom-score-adj) but applies none of
 // rkt's defaults, and has no UTS namespace or /proc of its own.
 func TestConformance(t *testing.T) {
-	const noDefaults = "fly applies no default isolation: it runs privileged host software (stage1.IsolatorOptions.Defaults)"
+	const noDefaults = "fly applies no default isolation: it runs privileged host software (apprun.IsolatorOptions.Defaults)"
 	testsuite.Run(t, testsuite.Flavor{Name: "fly", Parallel: true, Skip: map[string]string{
 		"Hostname":            "fly shares the host's UTS namespace",
 		"ProcMasking":         "fly shares the host's /proc on purpose",

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/apprun"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
@@ -40,12 +41,12 @@ func runPod(args []string) (int, error) {
 	// fly runs privileged host software: it applies the isolators an
 	// image or the user asked for, and no defaults. Cgroups go below the
 	// caller's, in one directory per pod.
-	opts := flags.IsolatorOptions()
+	opts := apprun.IsolatorOptionsFromFlags(flags)
 	opts.CgroupParent = "rkt-" + flags.UUID
 	apps := make([]supervisor.App, len(p.Apps))
 	for i, a := range p.Apps {
-		apps[i] = p.SupervisorApp(a, supervisor.HostSystemMounts)
-		if apps[i].Isolators, err = stage1.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
+		apps[i] = apprun.SupervisorApp(p, a, supervisor.HostSystemMounts)
+		if apps[i].Isolators, err = apprun.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
 			return 0, err
 		}
 	}
@@ -53,7 +54,7 @@ func runPod(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p.RunApps(sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
+	return apprun.Run(p, sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
 		if i > 0 {
 			return nil
 		}

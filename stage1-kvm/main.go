@@ -21,15 +21,12 @@ import (
 	"rkt.dev/rkt/stage1"
 )
 
-// Exit codes of the run entrypoint besides the apps' own.
-const (
-	// exitStage1Failure: the pod could not be run or its VM failed (a
-	// crashed guest, an agent that stopped answering).
-	exitStage1Failure = stage1.ExitFailure
-	// exitForceStopped: `rkt stop --force` killed the VM (128+SIGKILL, as
-	// for a killed process).
-	exitForceStopped = 137
-)
+// exitForceStopped is the run entrypoint's exit code when `rkt stop
+// --force` killed the VM: 128+SIGKILL, as for a killed process. Its other
+// codes are the apps' own, or stage1.ExitFailure (254, from stage1.Main)
+// when the pod could not be run or its VM failed (a crashed guest, an agent
+// that stopped answering).
+const exitForceStopped = 137
 
 func main() {
 	stage1.Main("stage1-kvm", map[string]stage1.Command{

@@ -8,6 +8,7 @@ import (
 
 	"rkt.dev/rkt/guest-agent/api"
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/apprun"
 )
 
 // share is a host directory exported to the guest by one virtiofsd.
@@ -46,7 +47,7 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 	// Isolators are enforced by the supervisor in the guest, with rkt's
 	// defaults as on nspawn; each app with resource limits gets a cgroup
 	// under "pod" in the guest's cgroup2 hierarchy.
-	isoOpts := flags.IsolatorOptions()
+	isoOpts := apprun.IsolatorOptionsFromFlags(flags)
 	isoOpts.Defaults, isoOpts.CgroupParent = true, "pod"
 	treeTags := map[string]string{}
 	for _, v := range p.Manifest.Volumes {
@@ -85,7 +86,7 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 			ReadOnlyRootfs:   a.ReadOnlyRootFS,
 			Stdin:            flags.Interactive,
 		}
-		si, err := stage1.SupervisorIsolators(a.Name, a.Isolators, isoOpts)
+		si, err := apprun.SupervisorIsolators(a.Name, a.Isolators, isoOpts)
 		if err != nil {
 			return nil, err
 		}

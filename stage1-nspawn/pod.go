@@ -13,6 +13,7 @@ import (
 
 	"rkt.dev/rkt/internal/mountinfo"
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/apprun"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
@@ -33,7 +34,7 @@ func podInit() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	opts := flags.IsolatorOptions()
+	opts := apprun.IsolatorOptionsFromFlags(flags)
 	opts.Defaults = true
 	apps := make([]supervisor.App, len(p.Apps))
 	for i := range p.Apps {
@@ -44,13 +45,13 @@ func podInit() (int, error) {
 				a.Mounts[j].Source = filepath.Join(insideVolumes, m.Volume.String())
 			}
 		}
-		apps[i] = p.SupervisorApp(*a, supervisor.PrivateSystemMounts)
+		apps[i] = apprun.SupervisorApp(p, *a, supervisor.PrivateSystemMounts)
 		if flags.PrivateUsers != "" {
 			// The run entrypoint copied the image with the pod's
 			// owners.
 			apps[i].Lower = shiftedRootfs(dir, a.Name.String())
 		}
-		if apps[i].Isolators, err = stage1.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
+		if apps[i].Isolators, err = apprun.SupervisorIsolators(a.Name, a.Isolators, opts); err != nil {
 			return 0, err
 		}
 	}
@@ -61,7 +62,7 @@ func podInit() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p.RunApps(sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
+	return apprun.Run(p, sup, apps, flags.Interactive, func(i int, proc *supervisor.Process) error {
 		return stage1.WriteFileAtomic(appPIDFile(p.Apps[i].Name.String()), []byte(strconv.Itoa(proc.Pid())))
 	})
 }
@@ -106,7 +107,7 @@ func appEnter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p.Enter(pid, flags.AppName, flags.Cmd)
+	return apprun.Enter(p, pid, flags.AppName, flags.Cmd)
 }
 
 // appPIDWait bounds how long enter waits for an app's pid file: PID 1

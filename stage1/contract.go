@@ -7,6 +7,10 @@
 // two sides cannot drift), and the layout of a pod directory (PodDir). A
 // flavor differs from another only in how it isolates; what it reads and
 // writes in the pod directory is fixed here.
+//
+// stage0 links this package, so it must not import the supervisor: what the
+// flavors share around it (converting apps and isolators, the run loop,
+// enter) is in rkt.dev/rkt/stage1/apprun.
 package stage1
 
 // Annotation names in a stage1 image manifest. Each names the path, inside

@@ -47,7 +47,7 @@ func PodHosts(dir PodDir, hostname string, ips []string) (string, error) {
 var appsEtcFiles = []string{"resolv.conf", "hosts"}
 
 // WriteAppsEtc writes the resolv.conf and hosts every app of the pod gets
-// (see SupervisorApp); an empty resolv keeps each image's own.
+// (see AppsEtcFiles); an empty resolv keeps each image's own.
 func (p PodDir) WriteAppsEtc(resolv, hosts string) error {
 	if err := os.MkdirAll(p.AppsEtc(), 0o755); err != nil {
 		return fmt.Errorf("writing the apps' /etc files: %w", err)
@@ -61,6 +61,20 @@ func (p PodDir) WriteAppsEtc(resolv, hosts string) error {
 		}
 	}
 	return nil
+}
+
+// AppsEtcFiles returns the names of the files of AppsEtc that WriteAppsEtc
+// wrote, for a flavor to bind-mount read-only over each app's /etc (see
+// rkt.dev/rkt/stage1/apprun.SupervisorApp). A file it did not write leaves
+// the image's own in place.
+func (p PodDir) AppsEtcFiles() []string {
+	var names []string
+	for _, name := range appsEtcFiles {
+		if fileExists(filepath.Join(p.AppsEtc(), name)) {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func fileExists(path string) bool {

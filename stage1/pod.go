@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
-
-	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // Pod is a pod as a stage1 sees it: the manifest stage0 wrote, and for each
@@ -114,38 +111,6 @@ func LoadPod(dir PodDir, uuid string) (*Pod, error) {
 		p.Apps = append(p.Apps, a)
 	}
 	return p, nil
-}
-
-// SupervisorApp describes the app for a host-side supervisor: its writable
-// root is an overlay of the tree store rootfs at PodDir.AppRootfs, and
-// volumes are bind mounts of their host paths.
-func (p *Pod) SupervisorApp(a App, system supervisor.SystemMounts) supervisor.App {
-	sa := supervisor.App{
-		Name:              a.Name.String(),
-		Root:              p.Dir.AppRootfs(a.Name),
-		Lower:             a.TreeRootfs,
-		Upper:             p.Dir.AppUpper(a.Name),
-		Work:              p.Dir.AppWork(a.Name),
-		Exec:              a.Exec,
-		Env:               a.Env,
-		User:              a.User,
-		Group:             a.Group,
-		SupplementaryGIDs: a.SupplementaryGIDs,
-		WorkDir:           a.WorkDir,
-		System:            system,
-		ReadOnlyRoot:      a.ReadOnlyRootFS,
-	}
-	for _, m := range a.Mounts {
-		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, CopyUp: m.FromImage})
-	}
-	// The pod-wide /etc files the stage1 wrote (DNS, hosts), over the
-	// image's own.
-	for _, name := range appsEtcFiles {
-		if src := filepath.Join(p.Dir.AppsEtc(), name); fileExists(src) {
-			sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: src, Target: "/etc/" + name, ReadOnly: true})
-		}
-	}
-	return sa
 }
 
 // ExitCode is the pod's exit code from its apps' codes, in manifest order:

@@ -661,7 +661,7 @@ type App struct {
 	// reads /dev/null.
 	Stdin bool `protobuf:"varint,11,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// isolators restrict the app inside the VM; the host computes them
-	// with stage1.SupervisorIsolators, as every flavor does.
+	// with apprun.SupervisorIsolators, as every flavor does.
 	Isolators     *Isolators `protobuf:"bytes,12,opt,name=isolators,proto3" json:"isolators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

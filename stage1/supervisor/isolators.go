@@ -19,7 +19,7 @@ import (
 //
 // The zero value restricts nothing: the app keeps whatever the supervisor
 // has. A flavor that isolates (nspawn, kvm) fills in rkt's defaults through
-// stage1.SupervisorIsolators; fly only applies what the user asked for.
+// apprun.SupervisorIsolators; fly only applies what the user asked for.
 type Isolators struct {
 	// Capabilities, when not nil, is the app's whole capability set, by
 	// name ("CAP_NET_BIND_SERVICE"): it becomes the bounding set and, for

@@ -8,7 +8,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
-	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/apprun"
 	"rkt.dev/rkt/stage1/supervisor"
 	"rkt.dev/rkt/tests/testutil"
 )
@@ -76,7 +76,7 @@ func caps(t *testing.T, names []string) string {
 // testCapabilitiesDefault: an app that asks for nothing gets the appc
 // default set of 14 capabilities.
 func testCapabilitiesDefault(t *testing.T, e *env) {
-	e.expectLine(caps(t, stage1.DefaultCapabilities), nil, nil, "--print-caps")
+	e.expectLine(caps(t, apprun.DefaultCapabilities), nil, nil, "--print-caps")
 }
 
 // testCapabilitiesFlags: --caps-retain keeps exactly its set, and
@@ -84,7 +84,7 @@ func testCapabilitiesDefault(t *testing.T, e *env) {
 func testCapabilitiesFlags(t *testing.T, e *env) {
 	e.expectLine(caps(t, []string{"CAP_NET_BIND_SERVICE"}), nil, []string{"--caps-retain=CAP_NET_BIND_SERVICE"}, "--print-caps-pid=0")
 	var rest []string
-	for _, c := range stage1.DefaultCapabilities {
+	for _, c := range apprun.DefaultCapabilities {
 		if c != "CAP_CHOWN" && c != "CAP_KILL" {
 			rest = append(rest, c)
 		}

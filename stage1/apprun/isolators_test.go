@@ -1,4 +1,4 @@
-package stage1
+package apprun
 
 import (
 	"encoding/json"
@@ -93,21 +93,5 @@ func TestSupervisorIsolatorsErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestRunFlagsRoundTrip(t *testing.T) {
-	cases := []RunFlags{
-		{UUID: "u"},
-		{UUID: "u", Nets: "none", Hostname: "h", PrivateUsers: "auto", DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true},
-	}
-	for _, f := range cases {
-		got, err := ParseRunFlags(f.Args())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != f {
-			t.Errorf("%v parsed back as %+v", f.Args(), got)
-		}
 	}
 }

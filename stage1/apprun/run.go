@@ -1,17 +1,49 @@
-package stage1
+package apprun
 
 import (
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"syscall"
 
+	"rkt.dev/rkt/stage1"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
-// RunApps is the run loop every host-side flavor shares (fly on the host,
+// SupervisorApp describes the app a of pod p for a host-side supervisor: its
+// writable root is an overlay of the tree store rootfs at PodDir.AppRootfs,
+// and volumes are bind mounts of their host paths.
+func SupervisorApp(p *stage1.Pod, a stage1.App, system supervisor.SystemMounts) supervisor.App {
+	sa := supervisor.App{
+		Name:              a.Name.String(),
+		Root:              p.Dir.AppRootfs(a.Name),
+		Lower:             a.TreeRootfs,
+		Upper:             p.Dir.AppUpper(a.Name),
+		Work:              p.Dir.AppWork(a.Name),
+		Exec:              a.Exec,
+		Env:               a.Env,
+		User:              a.User,
+		Group:             a.Group,
+		SupplementaryGIDs: a.SupplementaryGIDs,
+		WorkDir:           a.WorkDir,
+		System:            system,
+		ReadOnlyRoot:      a.ReadOnlyRootFS,
+	}
+	for _, m := range a.Mounts {
+		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, CopyUp: m.FromImage})
+	}
+	// The pod-wide /etc files the stage1 wrote (DNS, hosts), over the
+	// image's own.
+	for _, name := range p.Dir.AppsEtcFiles() {
+		sa.Mounts = append(sa.Mounts, supervisor.Mount{Source: filepath.Join(p.Dir.AppsEtc(), name), Target: "/etc/" + name, ReadOnly: true})
+	}
+	return sa
+}
+
+// Run is the run loop every host-side flavor shares (fly on the host,
 // nspawn as the pod's PID 1): it starts apps[i], the supervisor form of
 // p.Apps[i], sends each app's output to this process's stdout and stderr
 // (prefixed by the app's name when there are several) and to its log file,
@@ -21,7 +53,7 @@ import (
 // started is called with each app's process once it runs; a flavor records
 // there what enter and stop need. If an app cannot be started, the ones
 // already running are killed and the error returned.
-func (p *Pod) RunApps(sup *supervisor.Supervisor, apps []supervisor.App, interactive bool, started func(i int, proc *supervisor.Process) error) (int, error) {
+func Run(p *stage1.Pod, sup *supervisor.Supervisor, apps []supervisor.App, interactive bool, started func(i int, proc *supervisor.Process) error) (int, error) {
 	if err := os.MkdirAll(p.Dir.LogDir(), 0o755); err != nil {
 		return 0, err
 	}
@@ -45,7 +77,7 @@ func (p *Pod) RunApps(sup *supervisor.Supervisor, apps []supervisor.App, interac
 			l.Close()
 		}
 	}()
-	var prefixed []*PrefixWriter // flushed once the apps are done
+	var prefixed []*stage1.PrefixWriter // flushed once the apps are done
 	for i, sa := range apps {
 		name := p.Apps[i].Name
 		logf, err := os.Create(p.Dir.LogFile(name))
@@ -89,26 +121,26 @@ func (p *Pod) RunApps(sup *supervisor.Supervisor, apps []supervisor.App, interac
 	for _, pw := range prefixed {
 		pw.Flush()
 	}
-	return ExitCode(codes), nil
+	return stage1.ExitCode(codes), nil
 }
 
 // outputWriter sends an app's output to the terminal (prefixed by the app's
 // name when the pod has several apps) and to its log file. A prefixing
 // writer is appended to pws, to be flushed when the app is done.
-func outputWriter(term, log *os.File, app string, apps int, pws []*PrefixWriter) (io.Writer, []*PrefixWriter) {
+func outputWriter(term, log *os.File, app string, apps int, pws []*stage1.PrefixWriter) (io.Writer, []*stage1.PrefixWriter) {
 	if apps == 1 {
 		return io.MultiWriter(term, log), pws
 	}
-	pw := NewPrefixWriter(term, app+": ")
+	pw := stage1.NewPrefixWriter(term, app+": ")
 	return io.MultiWriter(pw, log), append(pws, pw)
 }
 
-// Enter runs cmd in the root of the app called appName, whose process is
+// Enter runs cmd in the root of pod p's app called appName, whose process is
 // pid, with the app's environment, as root (whoever enters is debugging the
 // pod, not being the app), and returns cmd's exit code. It is the enter
 // entrypoint's work once it is in the pod's namespaces.
-func (p *Pod) Enter(pid int, appName string, cmd []string) (int, error) {
-	i := slices.IndexFunc(p.Apps, func(a App) bool { return a.Name.String() == appName })
+func Enter(p *stage1.Pod, pid int, appName string, cmd []string) (int, error) {
+	i := slices.IndexFunc(p.Apps, func(a stage1.App) bool { return a.Name.String() == appName })
 	if i < 0 {
 		return 0, fmt.Errorf("pod has no app named %q", appName)
 	}

@@ -1,4 +1,4 @@
-package stage1
+package apprun
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"rkt.dev/rkt/stage1"
 	"rkt.dev/rkt/stage1/seccompfilter"
 	"rkt.dev/rkt/stage1/supervisor"
 )
@@ -49,9 +50,9 @@ type IsolatorOptions struct {
 	CgroupParent string
 }
 
-// IsolatorOptions returns the options the run flags ask for; a flavor sets
-// Defaults and CgroupParent itself.
-func (f RunFlags) IsolatorOptions() IsolatorOptions {
+// IsolatorOptionsFromFlags returns the options the run flags ask for; a
+// flavor sets Defaults and CgroupParent itself.
+func IsolatorOptionsFromFlags(f stage1.RunFlags) IsolatorOptions {
 	return IsolatorOptions{
 		DisableCapabilities: f.DisableCapabilities,
 		DisablePaths:        f.DisablePaths,
