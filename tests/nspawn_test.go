@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"rkt.dev/rkt/stage1/supervisor"
 	"rkt.dev/rkt/tests/testutil"
 )
 
@@ -156,5 +158,67 @@ func TestFlyRefusesPrivateUsers(t *testing.T) {
 	r := c.Run(flyRunArgs(c, "run", "", "--private-users", c.Image("inspector"))...)
 	if r.ExitCode != 254 || !strings.Contains(r.Stderr, "--private-users needs --stage1-name=nspawn") {
 		t.Errorf("want exit code 254 explaining --private-users: %v", r)
+	}
+}
+
+// TestNspawnCgroupLayouts runs nspawn pods under the other cgroup layouts
+// a host can have, made in a private mount namespace around rkt: unified
+// (only the cgroup v2 hierarchy mounted, as on current distributions) and
+// legacy (only v1 hierarchies, as on older ones). The host's own layout is
+// what every other test runs on. A pod must run in each, and an app's
+// memory limit must either be applied or refused with a clear error when
+// no hierarchy there carries the memory controller: on a hybrid host, the
+// memory controller is bound to its v1 hierarchy and the v2 one has none.
+func TestNspawnCgroupLayouts(t *testing.T) {
+	c, stage1 := nspawnCtx(t)
+	hs, err := supervisor.OwnCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	memoryIn := func(unified bool) bool {
+		for _, h := range hs {
+			if h.Unified == unified && h.Has("memory") {
+				return true
+			}
+		}
+		return false
+	}
+	noV1 := ""
+	if !slices.ContainsFunc(hs, func(h supervisor.CgroupHierarchy) bool { return !h.Unified }) {
+		noV1 = "the host has no cgroup v1 hierarchy to keep"
+	}
+	cases := []struct {
+		name string
+		// setup makes the layout in the namespace; skip says why it
+		// cannot be made on this host, if so.
+		setup, skip string
+		memory      bool
+	}{
+		{name: "unified", setup: "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup", memory: memoryIn(true)},
+		{name: "legacy", setup: "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi",
+			memory: memoryIn(false), skip: noV1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip != "" {
+				t.Skip(tc.skip)
+			}
+			inLayout := func(args ...string) testutil.Result {
+				cmd := c.Cmd(nspawnArgs(stage1, c.UUIDFile(), append([]string{"--net=none", c.Image("inspector")}, args...)...)...)
+				cmd.Args = append([]string{"unshare", "--mount", "--propagation=private", "sh", "-ec", tc.setup + ` && exec "$@"`, "sh"}, cmd.Args...)
+				cmd.Path = "/usr/bin/unshare"
+				return c.RunCmd(cmd)
+			}
+			if r := inLayout("--", "--print-msg=running"); r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "running") {
+				t.Fatalf("a pod without limits: want it to run: %v", r)
+			}
+			r := inLayout("--memory=32Mi", "--", "--print-memory-limit")
+			switch {
+			case tc.memory && (r.ExitCode != 0 || !testutil.HasLine(r.Stdout, "memory-limit=33554432")):
+				t.Errorf("the memory controller is available: want the limit applied: %v", r)
+			case !tc.memory && (r.ExitCode != 254 || !strings.Contains(r.Stderr, "no cgroup hierarchy with the memory controller")):
+				t.Errorf("no hierarchy has the memory controller: want exit code 254 saying so: %v", r)
+			}
+		})
 	}
 }
