@@ -69,6 +69,9 @@ func (guestSystem) MountShare(tag, target string, readOnly bool) error {
 	return unix.Mount(tag, target, "virtiofs", flags, "")
 }
 
+// Sync implements agent.System.
+func (guestSystem) Sync() { unix.Sync() }
+
 // KernelRelease implements agent.System.
 func (guestSystem) KernelRelease() string {
 	var uts unix.Utsname

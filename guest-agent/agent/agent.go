@@ -44,6 +44,9 @@ type System interface {
 	// ConfigureNetwork brings up the interfaces (matched by MAC) with
 	// their static addresses and routes.
 	ConfigureNetwork(ifaces []*api.Interface) error
+	// Sync flushes the guest's file systems, so that what the apps wrote
+	// to host volumes has reached the host (virtiofsd) when it returns.
+	Sync()
 }
 
 // Config is how an Agent lays out its state in the guest.
@@ -487,8 +490,12 @@ func (a *Agent) WriteInput(_ context.Context, srv api.Agent_WriteInputServer) (*
 }
 
 // Shutdown implements api.AgentService.
+// Once every app has exited it syncs the file systems before it replies:
+// the reply tells the host it may end the VM at once, with nothing of the
+// pod's left to lose.
 func (a *Agent) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.ShutdownResponse, error) {
 	a.StopApps(time.Duration(req.GracePeriodMs) * time.Millisecond)
+	a.cfg.System.Sync()
 	return &api.ShutdownResponse{}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,11 +41,13 @@ type hostSystem struct {
 	sources  map[string]string
 	hostname string
 	ifaces   []*api.Interface
+	synced   atomic.Bool
 }
 
 func (h *hostSystem) SetHostname(name string) error { h.hostname = name; return nil }
 func (h *hostSystem) KernelRelease() string         { return "test-release" }
 func (h *hostSystem) WaitBoot() error               { return nil }
+func (h *hostSystem) Sync()                         { h.synced.Store(true) }
 
 // ConfigureNetwork records what the agent asked for; the real netlink
 // calls run only in a VM (tests/kvm_*).
@@ -369,6 +372,9 @@ func TestSignalAndShutdown(t *testing.T) {
 	}
 	if _, err := f.client.Shutdown(ctx(t), &api.ShutdownRequest{GracePeriodMs: 5000}); err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+	if !f.sys.synced.Load() {
+		t.Error("Shutdown replied before syncing the file systems: the host may end the VM on its reply")
 	}
 	if st := f.wait(t, "b"); st.Signal != int32(syscall.SIGTERM) {
 		t.Errorf("after Shutdown: %v, want killed by SIGTERM", st)
