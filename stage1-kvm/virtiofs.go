@@ -31,7 +31,7 @@ type virtiofsd struct {
 //
 // virtiofsd 7.2 has no read-only mode; a read-only share is served by a
 // virtiofsd whose whole view of the source is a read-only bind mount, made
-// in a private mount namespace (see readOnlyMounts). Nothing is mounted on
+// in a private mount namespace (see roThread). Nothing is mounted on
 // the host, so gc has nothing to unmount.
 func startVirtiofsd(s share, socket string, log io.Writer) (*virtiofsd, error) {
 	if _, err := os.Stat(virtiofsdPath); err != nil {
@@ -58,7 +58,7 @@ func startVirtiofsd(s share, socket string, log io.Writer) (*virtiofsd, error) {
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.Stdout, cmd.Stderr = log, log
 	if s.ReadOnly {
-		err = readOnlyMounts.startReadOnly(cmd, s.Source)
+		err = readOnlyStarter.start(cmd, s.Source)
 	} else {
 		err = cmd.Start()
 	}
@@ -82,33 +82,45 @@ func (v *virtiofsd) stop() {
 	os.Remove(v.socket)
 }
 
-// readOnlyMounts is the run process's thread for read-only virtiofsds.
-var readOnlyMounts mountNSThread
+// readOnlyStarter is the run process's thread for read-only virtiofsds.
+var readOnlyStarter roThread
 
-// mountNSThread is an OS thread in a private mount namespace of its own,
-// which it never leaves and never gives back to the Go scheduler. In that
-// namespace a read-only share's source is made a read-only bind mount of
-// itself, and virtiofsd is started from the same thread, so it inherits the
-// namespace and its own sandbox bind mount of the source inherits the
-// read-only flag.
+// roThread is an OS thread, locked for the run process's whole life, that
+// starts the read-only virtiofsds. For each one it moves into a new mount
+// namespace with private propagation, makes the share's source a read-only
+// bind mount of itself there, starts virtiofsd (which inherits that
+// namespace, and whose own sandbox bind mount of the source inherits the
+// read-only flag), and goes back to the process's namespace. virtiofsd
+// leaves that namespace for its sandbox's at once, so no copy of the host's
+// mount table outlives its start: such a copy would keep every file system
+// mounted on the host at the time busy (a host umount would not release the
+// device) for as long as the pod runs.
 //
 // Why a thread rather than a helper process: the helper used to be this
 // binary re-executed for each read-only share, a 7 MB Go program started
 // just as QEMU starts, which measurably delayed QEMU (docs/kvm.md). Why it
 // lives as long as the process: a child started with Pdeathsig is killed
 // when the thread that started it exits, and virtiofsd must live as long as
-// the run process.
-type mountNSThread struct {
+// the run process. The thread runs nothing else: Go never schedules other
+// goroutines on a locked thread, nor clones new threads from it.
+type roThread struct {
 	once sync.Once
-	err  error
-	work chan func()
+	err  error // why the thread could not be started
+	reqs chan roRequest
 }
 
-// startReadOnly makes src read-only in the thread's namespace and starts
-// cmd from the thread.
-func (t *mountNSThread) startReadOnly(cmd *exec.Cmd, src string) error {
+// roRequest asks the thread to start cmd with src read-only.
+type roRequest struct {
+	cmd  *exec.Cmd
+	src  string
+	done chan error
+}
+
+// start makes src read-only in a private mount namespace and starts cmd
+// there, from the thread.
+func (t *roThread) start(cmd *exec.Cmd, src string) error {
 	t.once.Do(func() {
-		t.work = make(chan func())
+		t.reqs = make(chan roRequest)
 		ready := make(chan error)
 		go t.serve(ready)
 		t.err = <-ready
@@ -116,38 +128,56 @@ func (t *mountNSThread) startReadOnly(cmd *exec.Cmd, src string) error {
 	if t.err != nil {
 		return t.err
 	}
-	errc := make(chan error, 1)
-	t.work <- func() {
-		if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			errc <- fmt.Errorf("bind-mounting %s: %w", src, err)
-			return
-		}
-		if err := unix.Mount("", src, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			errc <- fmt.Errorf("making %s read-only: %w", src, err)
-			return
-		}
-		errc <- cmd.Start()
-	}
-	return <-errc
+	req := roRequest{cmd: cmd, src: src, done: make(chan error, 1)}
+	t.reqs <- req
+	return <-req.done
 }
 
-// serve locks its goroutine to its thread for good, moves the thread into a
-// new mount namespace with private propagation (so the read-only mounts
-// never reach the host), and runs the work it is sent. If the namespace
-// cannot be made, the goroutine ends still locked, and Go ends the thread
-// with it.
-func (t *mountNSThread) serve(ready chan<- error) {
+// serve locks its goroutine to its thread for good and serves the requests.
+// Should the thread fail to return to the process's mount namespace, it
+// refuses every later request: it must stay alive for the virtiofsds it
+// started, but must not start more from a namespace it cannot leave.
+func (t *roThread) serve(ready chan<- error) {
 	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		ready <- fmt.Errorf("creating a mount namespace for read-only shares: %w", err)
-		return
-	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		ready <- fmt.Errorf("making the read-only shares' mount namespace private: %w", err)
+	host, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// Nothing was started from the thread: it may end with its
+		// goroutine, still locked.
+		ready <- fmt.Errorf("opening the mount namespace of the stage1: %w", err)
 		return
 	}
 	ready <- nil
-	for f := range t.work {
-		f()
+	var broken error
+	for req := range t.reqs {
+		if broken != nil {
+			req.done <- broken
+			continue
+		}
+		var err error
+		err, broken = startReadOnly(req.cmd, req.src, host)
+		req.done <- err
 	}
+}
+
+// startReadOnly does one request on the locked thread; host is the
+// process's mount namespace, to return to.
+func startReadOnly(cmd *exec.Cmd, src string, host int) (err, broken error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("creating a mount namespace for read-only share %s: %w", src, err), nil
+	}
+	defer func() {
+		if e := unix.Setns(host, unix.CLONE_NEWNS); e != nil {
+			broken = fmt.Errorf("the stage1 could not return to its mount namespace after starting a read-only share's virtiofsd: %w", e)
+		}
+	}()
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the mount namespace of read-only share %s private: %w", src, err), nil
+	}
+	if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mounting %s: %w", src, err), nil
+	}
+	if err := unix.Mount("", src, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", src, err), nil
+	}
+	return cmd.Start(), nil
 }

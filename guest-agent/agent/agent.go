@@ -489,19 +489,19 @@ func (a *Agent) WriteInput(_ context.Context, srv api.Agent_WriteInputServer) (*
 	}
 }
 
-// Shutdown implements api.AgentService.
-// Once every app has exited it syncs the file systems before it replies:
-// the reply tells the host it may end the VM at once, with nothing of the
-// pod's left to lose.
+// Shutdown implements api.AgentService. Its reply tells the host it may
+// end the VM at once, with nothing of the pod's left to lose: StopApps has
+// synced the file systems once every app exited.
 func (a *Agent) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.ShutdownResponse, error) {
 	a.StopApps(time.Duration(req.GracePeriodMs) * time.Millisecond)
-	a.cfg.System.Sync()
 	return &api.ShutdownResponse{}, nil
 }
 
 // StopApps sends SIGTERM to every running app, SIGKILL to those still
-// running after grace, waits for them (bounded by Config.KillTimeout), and
-// then closes ShutdownRequested. No app can start afterwards.
+// running after grace, waits for them (bounded by Config.KillTimeout),
+// syncs the file systems, and then closes ShutdownRequested (whose waiter
+// powers the VM off after a bounded wait, which must not start before the
+// sync is done). No app can start afterwards.
 func (a *Agent) StopApps(grace time.Duration) {
 	defer a.shutdownOnce.Do(func() { close(a.shutdown) })
 	a.mu.Lock()
@@ -530,6 +530,7 @@ func (a *Agent) StopApps(grace time.Duration) {
 	waitAll(grace)
 	signalAll(syscall.SIGKILL)
 	waitAll(a.cfg.KillTimeout)
+	a.cfg.System.Sync()
 }
 
 // NewServer returns a ttrpc server with the agent registered.
