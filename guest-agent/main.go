@@ -91,6 +91,7 @@ func run() error {
 		return err
 	}
 	a := agent.New(agent.Config{StateDir: stateDir, System: guestSystem{boot: sync.OnceValue(func() error { return <-loopback })}, Supervisor: sup})
+	go forwardSignals(a)
 	srv, err := a.NewServer(hooks.interceptor())
 	if err != nil {
 		return err

@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/guest-agent/agent"
 	"rkt.dev/rkt/internal/guestos"
+	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // mountSystem mounts the guest's own file systems. The kernel only unpacks
@@ -127,6 +130,19 @@ func (h hooks) interceptor() ttrpc.ServerOpt {
 		}
 		return resp, err
 	})
+}
+
+// forwardSignals passes the signals an app may send to PID 1 on to every
+// app (see supervisor.ForwardedSignals), as the nspawn stage1's PID 1 does,
+// so that `kill 1` in an app stops the pod the same way on both flavors.
+// Left to the Go runtime they would end the agent, and PID 1 ending panics
+// the guest kernel.
+func forwardSignals(a *agent.Agent) {
+	sigc := make(chan os.Signal, 8)
+	signal.Notify(sigc, supervisor.ForwardedSignals...)
+	for sig := range sigc {
+		a.SignalApps(sig.(syscall.Signal))
+	}
 }
 
 // watchPowerButton stops the pod when QEMU presses the ACPI power button

@@ -19,6 +19,7 @@ func TestConformance(t *testing.T) {
 	testsuite.Run(t, testsuite.Flavor{Name: "fly", Parallel: true, Skip: map[string]string{
 		"Hostname":            "fly shares the host's UTS namespace",
 		"ProcMasking":         "fly shares the host's /proc on purpose",
+		"SignalPID1":          "fly shares the host's PID namespace: PID 1 is the host's init",
 		"CapabilitiesDefault": noDefaults,
 		"SeccompDefault":      noDefaults,
 	}})

@@ -506,16 +506,9 @@ func (a *Agent) StopApps(grace time.Duration) {
 	defer a.shutdownOnce.Do(func() { close(a.shutdown) })
 	a.mu.Lock()
 	a.stopping = true
-	var procs []*supervisor.Process
-	for _, ap := range a.apps {
-		procs = append(procs, ap.proc)
-	}
+	procs := a.procsLocked()
 	a.mu.Unlock()
-	signalAll := func(sig syscall.Signal) {
-		for _, p := range procs {
-			p.Signal(sig) // an app that exited meanwhile is fine
-		}
-	}
+	signalAll := func(sig syscall.Signal) { signalProcs(procs, sig) }
 	waitAll := func(d time.Duration) {
 		deadline := time.After(d)
 		for _, p := range procs {
@@ -531,6 +524,33 @@ func (a *Agent) StopApps(grace time.Duration) {
 	signalAll(syscall.SIGKILL)
 	waitAll(a.cfg.KillTimeout)
 	a.cfg.System.Sync()
+}
+
+// SignalApps sends sig to every app started so far; the guest's PID 1
+// forwards supervisor.ForwardedSignals with it.
+func (a *Agent) SignalApps(sig syscall.Signal) {
+	a.mu.Lock()
+	procs := a.procsLocked()
+	a.mu.Unlock()
+	signalProcs(procs, sig)
+}
+
+// procsLocked returns the processes of the apps started so far; a.mu must
+// be held.
+func (a *Agent) procsLocked() []*supervisor.Process {
+	procs := make([]*supervisor.Process, 0, len(a.apps))
+	for _, ap := range a.apps {
+		procs = append(procs, ap.proc)
+	}
+	return procs
+}
+
+// signalProcs sends sig to each process; an app that has exited
+// meanwhile is no error.
+func signalProcs(procs []*supervisor.Process, sig syscall.Signal) {
+	for _, p := range procs {
+		p.Signal(sig)
+	}
 }
 
 // NewServer returns a ttrpc server with the agent registered.

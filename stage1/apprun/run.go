@@ -47,7 +47,7 @@ func SupervisorApp(p *stage1.Pod, a stage1.App, system supervisor.SystemMounts) 
 // nspawn as the pod's PID 1): it starts apps[i], the supervisor form of
 // p.Apps[i], sends each app's output to this process's stdout and stderr
 // (prefixed by the app's name when there are several) and to its log file,
-// forwards SIGTERM, SIGINT and SIGHUP to every app, records each exit status
+// forwards supervisor.ForwardedSignals to every app, records each exit status
 // and returns the pod's exit code.
 //
 // started is called with each app's process once it runs; a flavor records
@@ -61,7 +61,7 @@ func Run(p *stage1.Pod, sup *supervisor.Supervisor, apps []supervisor.App, inter
 	// stopping the pod with Ctrl-C or a supervisor's SIGTERM behaves as
 	// for a single process.
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigc, supervisor.ForwardedSignals...)
 	defer signal.Stop(sigc)
 
 	procs := make([]*supervisor.Process, 0, len(apps))

@@ -16,6 +16,15 @@ import (
 	"golang.org/x/term"
 )
 
+// ForwardedSignals are the signals a pod's PID 1, or the process that
+// stands for the pod (fly's rkt run), passes on to every app instead of
+// acting on them itself: the nspawn stage1's supervisor, the kvm guest
+// agent and the host run loop all forward exactly these. An app may signal
+// PID 1 as it would its container's init (`kill 1` to stop the pod), and
+// the user signals rkt run (Ctrl-C, Ctrl-\). Left to the Go runtime, each
+// of them would end the process; as the guest's PID 1 that panics the VM.
+var ForwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
+
 // Supervisor starts apps and reaps every child process, including orphans
 // re-parented to it. It must be the only code in its process that waits for
 // children: it reaps with wait4(-1), so an os/exec.Cmd run beside it would

@@ -346,6 +346,29 @@ func testStop(t *testing.T, e *env) {
 	}
 }
 
+// testSignalPID1: an app that signals PID 1 of its pod, as scripts do to
+// stop their container (`kill 1`), has the signal passed back to it (PID
+// 1 is the nspawn supervisor, or the kvm guest agent, and forwards
+// supervisor.ForwardedSignals to every app), and the pod ends with the
+// app's own code: PID 1 never dies of it, which in a VM would panic the
+// guest kernel and lose the exit status.
+func testSignalPID1(t *testing.T, e *env) {
+	for _, sig := range []string{"TERM", "INT", "HUP", "QUIT"} {
+		t.Run(sig, func(t *testing.T) {
+			e := e.sub(t)
+			// The sleep bounds a pod whose PID 1 ignores the signal (it must not
+			// hold the output open, which would delay the pod's end);
+			// the trap fires while the shell waits for it.
+			script := "trap 'echo got-" + sig + "; exit 7' " + sig + "; kill -" + sig + " 1; sleep 20 >/dev/null 2>&1 & wait"
+			r, uuid := e.run(e.inspector, "--exec=/bin/busybox", "--", "sh", "-c", script)
+			if r.ExitCode != 7 || !testutil.HasLine(r.Stdout, "got-"+sig) {
+				t.Fatalf("kill -%s 1: want the app to get the signal back and exit 7: %v", sig, r)
+			}
+			e.checkStatus(uuid, map[string]int{"inspector": 7})
+		})
+	}
+}
+
 // testStatusWait: status --wait returns once the pod exited, showing its
 // app's exit code; with a duration it gives up on a pod still running.
 func testStatusWait(t *testing.T, e *env) {

@@ -78,6 +78,7 @@ var cases = map[string]testCase{
 	"TwoApps":             testTwoApps,
 	"Enter":               testEnter,
 	"Stop":                testStop,
+	"SignalPID1":          testSignalPID1,
 	"StatusWait":          testStatusWait,
 	"Interactive":         testInteractive,
 	"GC":                  testGC,
