@@ -135,9 +135,11 @@ func (h hooks) interceptor() ttrpc.ServerOpt {
 // forwardSignals passes the signals an app may send to PID 1 on to every
 // app (see supervisor.ForwardedSignals), as the nspawn stage1's PID 1 does,
 // so that `kill 1` in an app stops the pod the same way on both flavors.
-// Left to the Go runtime they would end the agent, and PID 1 ending panics
-// the guest kernel.
+// It also drops supervisor.PID1DroppedSignals. Left to the Go runtime,
+// these signals would end the agent, and PID 1 ending panics the guest
+// kernel.
 func forwardSignals(a *agent.Agent) {
+	supervisor.DropSignals(supervisor.PID1DroppedSignals...)
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, supervisor.ForwardedSignals...)
 	for sig := range sigc {

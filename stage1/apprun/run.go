@@ -63,6 +63,10 @@ func Run(p *stage1.Pod, sup *supervisor.Supervisor, apps []supervisor.App, inter
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, supervisor.ForwardedSignals...)
 	defer signal.Stop(sigc)
+	if os.Getpid() == 1 {
+		// The pod's PID 1 (nspawn): its apps may signal it.
+		supervisor.DropSignals(supervisor.PID1DroppedSignals...)
+	}
 
 	procs := make([]*supervisor.Process, 0, len(apps))
 	killAll := func() {

@@ -25,6 +25,25 @@ import (
 // of them would end the process; as the guest's PID 1 that panics the VM.
 var ForwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
 
+// PID1DroppedSignals are the other signals the Go runtime crashes on even
+// when another process sends them (`kill -ABRT 1`). A pod's PID 1 catches
+// and drops them, as an init does. A fault in PID 1 itself still crashes
+// it: the runtime lets a program catch SIGILL, SIGTRAP, SIGSTKFLT and
+// SIGSYS only when they come from another process.
+var PID1DroppedSignals = []os.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGSTKFLT, unix.SIGSYS}
+
+// DropSignals catches sigs and discards them, for the life of the
+// process. Unlike signal.Ignore it leaves the apps' dispositions alone:
+// a caught signal is reset to its default on exec, an ignored one is not.
+func DropSignals(sigs ...os.Signal) {
+	c := make(chan os.Signal, 8)
+	signal.Notify(c, sigs...)
+	go func() {
+		for range c {
+		}
+	}()
+}
+
 // Supervisor starts apps and reaps every child process, including orphans
 // re-parented to it. It must be the only code in its process that waits for
 // children: it reaps with wait4(-1), so an os/exec.Cmd run beside it would
