@@ -40,12 +40,37 @@ func listen(timeout time.Duration) (*trackingListener, transport.Kind, error) {
 			if err != nil {
 				return nil, "", fmt.Errorf("listening on vsock port %d: %w", transport.VsockPort, err)
 			}
-			return track(l), transport.Vsock, nil
+			return track(hostOnlyListener{l}), transport.Vsock, nil
 		}
 		if time.Now().After(deadline) {
 			return nil, "", fmt.Errorf("no agent channel after %v: neither a vsock device nor a virtio-serial port named %s", timeout, transport.SerialPortName)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// hostOnlyListener accepts vsock connections from the host alone.
+// AF_VSOCK is not namespaced: any process in the guest, an app running as
+// an unprivileged user too, can connect to the agent's port through the
+// guest's own CID, and the API starts processes as root in any app. The
+// kernel sets a connection's source CID, so a guest process cannot pass
+// for the host. (The serial port needs no such check: apps' /dev has no
+// virtio ports.)
+type hostOnlyListener struct{ net.Listener }
+
+// Accept implements net.Listener: it closes any connection that does not
+// come from the host and waits for the next.
+func (l hostOnlyListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := c.RemoteAddr().(*vsock.Addr); ok && a.ContextID == vsock.Host {
+			return c, nil
+		}
+		logf("refused an agent API connection from %v: only the host may connect", c.RemoteAddr())
+		c.Close()
 	}
 }
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/hypervisor/vhostuser/vsock"
 	"rkt.dev/rkt/tests/testutil"
 )
 
@@ -257,6 +260,22 @@ func TestKVMRun(t *testing.T) {
 		}
 		if log := k.podFile(uuid, "log/inspector"); !strings.Contains(log, "to-log\n") || !strings.Contains(log, "err-to-log\n") {
 			t.Errorf("log/inspector = %q", log)
+		}
+		k.checkReleased(uuid)
+	})
+	t.Run("the agent API refuses guest processes", func(t *testing.T) {
+		// AF_VSOCK is not namespaced: an app can reach the agent's port
+		// through the guest's own CID. An app can only know that CID
+		// with the userspace device; with /dev/vhost-vsock rkt picks it
+		// at random (guest-agent's TestHostOnlyListener covers the
+		// check on any host).
+		if kind, _ := transport.Choose(); kind != transport.UserspaceVsock {
+			t.Skipf("the guest's vsock CID is random with the %s transport", kind)
+		}
+		target := fmt.Sprintf("%d:%d", vsock.DefaultGuestCID, transport.VsockPort)
+		r, uuid := k.run(nil, inspector, "--user=1000", "--", "--probe-vsock="+target)
+		if r.ExitCode != 0 || !strings.Contains(r.Stdout, "vsock="+target+" closed\n") {
+			t.Errorf("an unprivileged app connecting to the agent's port: want the agent to hang up at once: %v", r)
 		}
 		k.checkReleased(uuid)
 	})

@@ -29,6 +29,7 @@
 //	--stat-file=PATH        stat=PATH type=file|dir|symlink|chardev|blockdev|fifo|socket mode=0OCTAL uid=U gid=G (lstat); repeatable
 //	--print-stdin           copies stdin to stdout until EOF, unframed
 //	--get-http=URL          http-status=CODE http-body=<<<BODY>>>
+//	--probe-vsock=CID:PORT  vsock=CID:PORT refused|closed|open (nothing listens; a listener accepted and hung up; it accepted and waits)
 //	--sleep=DURATION        sleeping=DURATION, then sleeps (Go duration: 500ms, 10s, 1h)
 //	--serve-http=ADDR       serving=ADDR once listening; GET / answers 200 with the hostname; runs until killed
 //	--kill-self=SIGNAL      kill-self=SIGNAL, then dies by SIGNAL (name with or without SIG, or number)
@@ -69,7 +70,7 @@ type options struct {
 	checkMount, readFile, statFile listFlag
 	writeFile, content             string
 	stdin                          bool
-	getHTTP, serveHTTP             string
+	getHTTP, serveHTTP, probeVsock string
 	sleep                          time.Duration
 	killSelf                       string
 	killSignal                     syscall.Signal
@@ -138,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.statFile, "stat-file", "print type, mode, uid and gid of `PATH` (repeatable)")
 	fs.BoolVar(&o.stdin, "print-stdin", false, "copy stdin to stdout until EOF")
 	fs.StringVar(&o.getHTTP, "get-http", "", "GET `URL` and print status and body")
+	fs.StringVar(&o.probeVsock, "probe-vsock", "", "connect to AF_VSOCK address `CID:PORT` and tell what answered")
 	fs.DurationVar(&o.sleep, "sleep", 0, "sleep for `DURATION`")
 	fs.StringVar(&o.serveHTTP, "serve-http", "", "serve HTTP on `ADDR` until killed")
 	fs.StringVar(&o.killSelf, "kill-self", "", "kill itself with `SIGNAL`")
@@ -241,6 +243,7 @@ func actions(o *options, stdin io.Reader) []action {
 			return err
 		}},
 		{"get-http", o.getHTTP != "", func(w, _ io.Writer) error { return getHTTP(w, o.getHTTP) }},
+		{"probe-vsock", o.probeVsock != "", func(w, _ io.Writer) error { return probeVsock(w, o.probeVsock) }},
 		{"sleep", o.sleep > 0, func(w, _ io.Writer) error {
 			if _, err := fmt.Fprintf(w, "sleeping=%v\n", o.sleep); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func printIPv4(w io.Writer) error {
@@ -68,4 +71,47 @@ func serveHTTP(w io.Writer, addr string) error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpTimeout}
 	return srv.Serve(ln)
+}
+
+// vsockProbeWait is how long --probe-vsock waits for an accepted
+// connection to be hung up before it calls the listener open.
+const vsockProbeWait = 2 * time.Second
+
+// probeVsock connects to an AF_VSOCK address and tells what answered:
+// nothing (refused), a listener that accepted and hung up at once (closed:
+// the kvm guest agent refusing a guest process), or one that accepted and
+// waits for a request (open).
+func probeVsock(w io.Writer, target string) error {
+	var cid, port uint32
+	if _, err := fmt.Sscanf(target, "%d:%d", &cid, &port); err != nil {
+		return fmt.Errorf("want CID:PORT, got %q", target)
+	}
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("creating a vsock socket: %w", err)
+	}
+	defer unix.Close(fd)
+	state := "open"
+	if err := unix.Connect(fd, &unix.SockaddrVM{CID: cid, Port: port}); err != nil {
+		if !errors.Is(err, unix.ECONNREFUSED) && !errors.Is(err, unix.ECONNRESET) {
+			return fmt.Errorf("connecting to vsock %s: %w", target, err)
+		}
+		state = "refused"
+	} else {
+		tv := unix.NsecToTimeval(vsockProbeWait.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("setting a read timeout: %w", err)
+		}
+		var b [1]byte
+		n, err := unix.Read(fd, b[:])
+		switch {
+		case err == nil && n == 0, errors.Is(err, unix.ECONNRESET):
+			state = "closed"
+		case errors.Is(err, unix.EAGAIN), err == nil:
+		default:
+			return fmt.Errorf("reading from vsock %s: %w", target, err)
+		}
+	}
+	_, err = fmt.Fprintf(w, "vsock=%s %s\n", target, state)
+	return err
 }
