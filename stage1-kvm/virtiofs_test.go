@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"rkt.dev/rkt/tests/testutil"
 )
 
 // TestReadOnlyStart: a process started for a read-only share sees its
@@ -16,9 +18,7 @@ import (
 // keep a copy of the host's mount table alive. Two starts check that the
 // thread serves again once it is back.
 func TestReadOnlyStart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mount namespaces need root")
-	}
+	testutil.RequireRoot(t)
 	self, err := os.Readlink("/proc/self/ns/mnt")
 	if err != nil {
 		t.Fatal(err)
