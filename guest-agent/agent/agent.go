@@ -433,7 +433,20 @@ func (a *Agent) ReadOutput(_ context.Context, req *api.ReadOutputRequest, srv ap
 			})
 		}()
 	}
+	streamed := make(chan struct{})
+	go func() {
+		// Once the app has exited, whatever a descendant of it still
+		// holds open is read for supervisor.OutputDrain at most.
+		select {
+		case <-ap.proc.Done():
+			end := time.Now().Add(supervisor.OutputDrain)
+			ap.stdout.SetReadDeadline(end)
+			ap.stderr.SetReadDeadline(end)
+		case <-streamed:
+		}
+	}()
 	wg.Wait()
+	close(streamed)
 	// Both streams ended: nothing will ever be read from the pipes again.
 	ap.stdout.Close()
 	ap.stderr.Close()
@@ -441,7 +454,8 @@ func (a *Agent) ReadOutput(_ context.Context, req *api.ReadOutputRequest, srv ap
 }
 
 // copyChunks reads r until EOF and hands each chunk to send. A read error
-// other than EOF ends the copy silently: the app's side of the pipe is gone.
+// other than EOF ends the copy silently: the app's side of the pipe is
+// gone, or the read deadline set once the app exited has passed.
 func copyChunks(r *os.File, send func([]byte) error) error {
 	buf := make([]byte, 32<<10)
 	for {

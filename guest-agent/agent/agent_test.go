@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -121,6 +122,9 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{volume: t.TempDir()}
 	f.sys = &hostSystem{t: t, sources: map[string]string{"image": busyboxRootfs(t), "hostvol": f.volume}}
 	f.agent = New(Config{StateDir: t.TempDir(), System: f.sys, Supervisor: sup})
+	// Apps a test leaves running (TestExec's target) must not outlive
+	// it: they run on the host here.
+	t.Cleanup(func() { f.agent.StopApps(0) })
 	srv, err := f.agent.NewServer()
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +322,32 @@ func TestApps(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.sys.sources["image"], "bin/new")); err == nil {
 		t.Error("an app wrote through to the image rootfs")
+	}
+}
+
+// TestOutputOfExitedApp: a daemon the app started keeps the app's stdout
+// open; once the app has exited, its output stream still ends (after
+// supervisor.OutputDrain) with what the app wrote, while the daemon runs on.
+func TestOutputOfExitedApp(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	resp, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: shApp("app", "sleep 1000 & echo daemon=$!")})
+	if err != nil {
+		t.Fatalf("StartApp: %v", err)
+	}
+	// The app leads its own process group, which the daemon shares (a
+	// shell without job control): end them both, whatever happens.
+	t.Cleanup(func() { unix.Kill(-int(resp.Pid), unix.SIGKILL) })
+	stdout, _ := f.output(t, "app")
+	if st := f.wait(t, "app"); st.Code != 0 {
+		t.Errorf("exit status %v, want 0", st)
+	}
+	var pid int
+	if _, err := fmt.Sscanf(stdout, "daemon=%d", &pid); err != nil {
+		t.Fatalf("stdout %q: %v", stdout, err)
+	}
+	if err := unix.Kill(pid, 0); err != nil {
+		t.Errorf("the daemon (pid %d) is gone (%v): the stream should have ended on the drain bound, with the daemon running", pid, err)
 	}
 }
 

@@ -134,15 +134,21 @@ func (s *Supervisor) reap() {
 	}
 }
 
-// finish waits briefly for the output copies to drain, then publishes the
-// status. A descendant that keeps the app's stdout open must not keep the
-// app "running" forever, hence the bound.
+// OutputDrain bounds how long an app's output is still read once the app
+// has exited. A descendant that keeps its stdout or stderr open (a daemon
+// it started) must not keep the app, and so the pod, running: the
+// supervisor's own copies and the kvm guest agent's output streams both
+// stop then.
+const OutputDrain = 2 * time.Second
+
+// finish waits briefly for the output copies to drain (OutputDrain), then
+// publishes the status.
 func (p *Process) finish(st ExitStatus) {
 	drained := make(chan struct{})
 	go func() { p.copies.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(2 * time.Second):
+	case <-time.After(OutputDrain):
 	}
 	for _, c := range p.closer {
 		c.Close()
