@@ -67,7 +67,7 @@ func enter(args []string) (int, error) {
 			return 0, fmt.Errorf("the guest agent ended the session of %v without an exit status", flags.Cmd)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("running %v in app %s: %w", flags.Cmd, flags.AppName, err)
+			return 0, fmt.Errorf("running %v in app %s: %w", flags.Cmd, flags.AppName, plainAgentError(err))
 		}
 		switch o := m.Output.(type) {
 		case *api.ExecOutput_Stdout:

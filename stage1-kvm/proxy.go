@@ -152,7 +152,7 @@ func dialProxy(ctx context.Context, uuid string) (*ttrpc.Client, api.AgentClient
 	if err != nil {
 		return nil, nil, fmt.Errorf("pod %s is not running, or its stage1 is not reachable: %w", uuid, err)
 	}
-	c := ttrpc.NewClient(conn)
+	c := ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(plainAgentErrors))
 	agent := api.NewAgentClient(c)
 	if _, err := agent.Version(ctx, &api.VersionRequest{ApiVersion: api.APIVersion}); err != nil {
 		c.Close()

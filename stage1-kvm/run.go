@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema/types"
@@ -25,6 +24,7 @@ import (
 	"rkt.dev/rkt/internal/tail"
 	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // Files of the stage1 image rootfs besides the entrypoints.
@@ -341,7 +341,7 @@ func (r *podRun) connect() error {
 		}
 		return err
 	}
-	r.client = ttrpc.NewClient(conn)
+	r.client = ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(plainAgentErrors))
 	r.agent = api.NewAgentClient(r.client)
 	v, err := r.agent.Version(ctx, &api.VersionRequest{ApiVersion: api.APIVersion})
 	if err != nil {
@@ -413,8 +413,10 @@ func (r *podRun) vmExited() bool {
 // runApps starts every app, streams its output, records its exit status,
 // and powers the VM off once all have exited.
 func (r *podRun) runApps() (int, error) {
+	// A signal to rkt run stops the pod; the signals are those every
+	// flavor's pod process takes for the pod's (supervisor.ForwardedSignals).
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigc, supervisor.ForwardedSignals...)
 	defer signal.Stop(sigc)
 
 	var flushes []func()
@@ -489,6 +491,9 @@ func (r *podRun) startApp(app *api.App) (flush func(), err error) {
 	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
 	defer cancel()
 	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
+		if errors.As(err, new(agentError)) {
+			return nil, err // the agent's message names the app
+		}
 		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
 	}
 	log, err := os.Create(r.dir.LogFile(types.ACName(app.Name)))
@@ -629,9 +634,10 @@ func (r *podRun) lostPod(reported []bool, callErr error) (int, error) {
 	return 0, r.explain(fmt.Errorf("%s before apps %v exited; their exit status is unknown", why, missing))
 }
 
-// explain adds why the VM ended, if it did, and what the guest agent said
-// on the console, which tells why a guest failed far better than a broken
-// connection or the kernel's panic line does.
+// explain adds why the VM ended, if it did, and, unless the error is the
+// agent's own answer, what the guest agent said on the console, which
+// tells why a guest failed far better than a broken connection or the
+// kernel's panic line does.
 func (r *podRun) explain(err error) error {
 	if r.vm != nil && errors.Is(err, ttrpc.ErrClosed) {
 		// The connection broke: the VM is most likely going down; give
@@ -643,6 +649,10 @@ func (r *podRun) explain(err error) error {
 	}
 	if r.vm != nil && r.vmExited() && r.vmErr != nil {
 		err = fmt.Errorf("%w; %v", err, r.vmErr)
+	}
+	// An error the agent itself returned already says what went wrong.
+	if errors.As(err, new(agentError)) {
+		return err
 	}
 	if said := r.console.LinesWith("rkt-agent:"); said != "" {
 		err = fmt.Errorf("%w; guest console: %s", err, said)

@@ -346,6 +346,36 @@ func testStop(t *testing.T, e *env) {
 	}
 }
 
+// testStartErrors: an app that cannot be started fails the pod with rkt's
+// own exit code and a message that says why in the app's terms, the same
+// on every flavor: nothing of the transport that carried it (the kvm
+// agent's RPC status) or of the guest's console.
+func testStartErrors(t *testing.T, e *env) {
+	tests := []struct {
+		name string
+		app  []string
+		want string
+	}{
+		{"missing executable", []string{"--exec=/nonexistent"}, "app inspector: cannot execute /nonexistent: stat /nonexistent: no such file or directory"},
+		{"unknown user", []string{"--user=nosuchuser"}, `app inspector: user "nosuchuser" not found in the image's /etc/passwd`},
+		{"missing working directory", []string{"--working-dir=/nonexistent-dir"}, "app inspector: working directory /nonexistent-dir: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.sub(t)
+			r, _ := e.run(append([]string{e.inspector}, tt.app...)...)
+			if r.ExitCode != 254 || !strings.Contains(r.Stderr, tt.want) {
+				t.Fatalf("want exit code 254 and %q on stderr: %v", tt.want, r)
+			}
+			for _, noise := range []string{"rpc error", "guest console"} {
+				if strings.Contains(r.Stderr, noise) {
+					t.Errorf("the message carries %q: %v", noise, r)
+				}
+			}
+		})
+	}
+}
+
 // testSignalPID1: an app that signals PID 1 of its pod, as scripts do to
 // stop their container (`kill 1`), has the signal passed back to it (PID
 // 1 is the nspawn supervisor, or the kvm guest agent, and forwards

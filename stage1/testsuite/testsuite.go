@@ -79,6 +79,7 @@ var cases = map[string]testCase{
 	"Enter":               testEnter,
 	"Stop":                testStop,
 	"SignalPID1":          testSignalPID1,
+	"StartErrors":         testStartErrors,
 	"StatusWait":          testStatusWait,
 	"Interactive":         testInteractive,
 	"GC":                  testGC,
