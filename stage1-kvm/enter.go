@@ -67,7 +67,10 @@ func enter(args []string) (int, error) {
 			return 0, fmt.Errorf("the guest agent ended the session of %v without an exit status", flags.Cmd)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("running %v in app %s: %w", flags.Cmd, flags.AppName, plainAgentError(err))
+			if err := plainAgentError(err); errors.As(err, new(agentError)) {
+				return 0, err // the agent's message names the app
+			}
+			return 0, fmt.Errorf("running %v in app %s: %w", flags.Cmd, flags.AppName, err)
 		}
 		switch o := m.Output.(type) {
 		case *api.ExecOutput_Stdout:

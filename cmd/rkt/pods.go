@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -331,6 +332,8 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("pod %s has %d apps; choose one with --app", p.UUID, len(names))
 				}
 				app = names[0].String()
+			} else if !slices.ContainsFunc(names, func(n types.ACName) bool { return n.String() == app }) {
+				return fmt.Errorf("pod %s has no app %q; its apps: %v", p.UUID, app, names)
 			}
 			pid, err := p.Dir().ReadPID()
 			if err != nil {

@@ -281,15 +281,18 @@ func testTwoApps(t *testing.T, e *env) {
 func testEnter(t *testing.T, e *env) {
 	p, uuid := e.startSleeper(nil, "--write-file=/tmp/marker", "--content=in-app")
 	tests := []struct {
-		name string
-		args []string
-		want int
-		out  []string
+		name   string
+		args   []string
+		want   int
+		out    []string
+		errOut string // on stderr, when the enter fails
 	}{
 		{"sees the app", []string{uuid, "/bin/sh", "-c", `cat /tmp/marker; echo; echo "app=$AC_APP_NAME"`}, 0,
-			[]string{"in-app", "app=inspector"}},
-		{"exit code", []string{uuid, "/bin/sh", "-c", "exit 3"}, 3, nil},
-		{"with --app", []string{"--app=inspector", uuid, "/bin/busybox", "echo", "entered"}, 0, []string{"entered"}},
+			[]string{"in-app", "app=inspector"}, ""},
+		{"exit code", []string{uuid, "/bin/sh", "-c", "exit 3"}, 3, nil, ""},
+		{"with --app", []string{"--app=inspector", uuid, "/bin/busybox", "echo", "entered"}, 0, []string{"entered"}, ""},
+		{"unknown app", []string{"--app=nosuch", uuid, "/bin/busybox", "true"}, 254, nil, `has no app "nosuch"; its apps: [inspector]`},
+		{"missing command", []string{uuid, "/nonexistent"}, 254, nil, "app inspector: cannot execute /nonexistent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +305,9 @@ func testEnter(t *testing.T, e *env) {
 				if !testutil.HasLine(r.Stdout, line) {
 					t.Errorf("want %q on stdout: %v", line, r)
 				}
+			}
+			if !strings.Contains(r.Stderr, tt.errOut) || strings.Contains(r.Stderr, "rpc error") {
+				t.Errorf("want %q on stderr, and no RPC status: %v", tt.errOut, r)
 			}
 		})
 	}
