@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -173,6 +174,15 @@ func TestArgs(t *testing.T) {
 	}
 }
 
+// shares returns n virtio-fs shares with distinct tags.
+func shares(n int) []hypervisor.Share {
+	s := make([]hypervisor.Share, n)
+	for i := range s {
+		s[i] = hypervisor.Share{Tag: fmt.Sprintf("s%d", i), Socket: fmt.Sprintf("/run/fs%d.sock", i)}
+	}
+	return s
+}
+
 func TestResolve(t *testing.T) {
 	dir := t.TempDir()
 	kernel := filepath.Join(dir, "vmlinux")
@@ -201,6 +211,12 @@ func TestResolve(t *testing.T) {
 		{"bad transport", func(c *hypervisor.Config) { c.Agent = "tcp" }, `unknown agent transport "tcp"`},
 		{"share without socket", func(c *hypervisor.Config) { c.Shares = []hypervisor.Share{{Tag: "x"}} }, "share 0 needs"},
 		{"nic without tap", func(c *hypervisor.Config) { c.NICs = []hypervisor.NIC{{}} }, "NIC 0 has no tap"},
+		{"as many devices as microvm serves", func(c *hypervisor.Config) {
+			c.Shares = shares(19)
+			c.NICs = []hypervisor.NIC{{Tap: "t0"}, {Tap: "t1"}}
+		}, ""},
+		{"more devices than microvm serves", func(c *hypervisor.Config) { c.Shares = shares(22) }, "needs 24 virtio devices (22 virtio-fs shares, 0 network interfaces"},
+		{"q35 has room", func(c *hypervisor.Config) { c.Machine = hypervisor.Q35; c.Shares = shares(30) }, ""},
 		{"bad mac", func(c *hypervisor.Config) { c.NICs = []hypervisor.NIC{{Tap: "t", MAC: net.HardwareAddr{1}}} }, "not a 6-byte"},
 		{"long runtime dir", func(c *hypervisor.Config) { c.RuntimeDir = filepath.Join(dir, strings.Repeat("d", 100)) }, "longer than the 107 bytes"},
 	}
@@ -219,7 +235,11 @@ func TestResolve(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cleanup()
-			if l.Machine != hypervisor.MicroVM || l.Binary != DefaultBinary || l.Console == nil {
+			wantMachine := cfg.Machine
+			if wantMachine == "" {
+				wantMachine = hypervisor.MicroVM
+			}
+			if l.Machine != wantMachine || l.Binary != DefaultBinary || l.Console == nil {
 				t.Errorf("defaults not applied: machine %q binary %q console %v", l.Machine, l.Binary, l.Console)
 			}
 			if l.tscKHz <= 0 {
