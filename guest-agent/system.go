@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -141,7 +140,7 @@ func (h hooks) interceptor() ttrpc.ServerOpt {
 func forwardSignals(a *agent.Agent) {
 	supervisor.DropSignals(supervisor.PID1DroppedSignals...)
 	sigc := make(chan os.Signal, 8)
-	signal.Notify(sigc, supervisor.ForwardedSignals...)
+	supervisor.NotifyForwarded(sigc)
 	for sig := range sigc {
 		a.SignalApps(sig.(syscall.Signal))
 	}

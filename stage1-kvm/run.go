@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema/types"
@@ -90,6 +92,11 @@ type podRun struct {
 	agent    api.AgentClient
 	proxySrv *ttrpc.Server
 
+	// sigc receives the signals that stop the pod; setupCtx is cancelled
+	// by one arriving before the apps run.
+	sigc     chan os.Signal
+	setupCtx context.Context
+
 	outputs sync.WaitGroup
 }
 
@@ -126,6 +133,31 @@ func runPod(args []string) (int, error) {
 		vmDone:  make(chan struct{}),
 	}
 	defer r.teardown()
+	// A signal that would stop the pod once its apps run (runApps)
+	// cancels its setup before that: teardown then releases what was
+	// made, rather than the process dying with QEMU, virtiofsd and the
+	// runtime directory left for gc.
+	r.sigc = make(chan os.Signal, 4)
+	supervisor.NotifyForwarded(r.sigc)
+	defer signal.Stop(r.sigc)
+	var cancelSetup context.CancelFunc
+	r.setupCtx, cancelSetup = context.WithCancel(context.Background())
+	defer cancelSetup()
+	var interrupted atomic.Value // the os.Signal that cancelled the setup
+	setupDone, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig := <-r.sigc:
+			interrupted.Store(sig)
+			cancelSetup()
+		case <-setupDone:
+		}
+	}()
+	stopped := func(step string) (int, error) {
+		sig := interrupted.Load().(syscall.Signal)
+		return 128 + int(sig), fmt.Errorf("stopped by %s while %s: the apps were not started", unix.SignalName(sig), step)
+	}
 	for _, step := range []struct {
 		name string
 		do   func() error
@@ -138,9 +170,18 @@ func runPod(args []string) (int, error) {
 		{"connecting to the guest agent", r.connect},
 		{"setting up the pod in the VM", r.setupPod},
 	} {
-		if err := step.do(); err != nil {
+		err := step.do()
+		if interrupted.Load() != nil {
+			return stopped(step.name)
+		}
+		if err != nil {
 			return 0, r.explain(fmt.Errorf("%s: %w", step.name, err))
 		}
+	}
+	close(setupDone)
+	<-watched
+	if interrupted.Load() != nil {
+		return stopped("setting up the pod in the VM")
 	}
 	return r.runApps()
 }
@@ -232,7 +273,7 @@ func (r *podRun) setupNetwork() error {
 	if err != nil {
 		return err
 	}
-	info, err := network.Setup(context.Background(), network.PodInfo(r.dir, r.flags.UUID), r.nets, opts)
+	info, err := network.Setup(r.setupCtx, network.PodInfo(r.dir, r.flags.UUID), r.nets, opts)
 	if err != nil {
 		return err
 	}
@@ -278,7 +319,7 @@ func (r *podRun) boot() error {
 	if r.netInfo != nil {
 		cfg.NetNS = r.netInfo.Netns
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	ctx, cancel := context.WithTimeout(r.setupCtx, bootTimeout)
 	defer cancel()
 	// A missing QEMU is reported by the driver with the package to install.
 	vm, err := qemu.Start(ctx, cfg)
@@ -320,7 +361,7 @@ func (r *podRun) untilVMExit(parent context.Context, timeout time.Duration) (con
 
 func (r *podRun) connect() error {
 	started := time.Now()
-	ctx, cancel := r.untilVMExit(context.Background(), bootTimeout)
+	ctx, cancel := r.untilVMExit(r.setupCtx, bootTimeout)
 	defer cancel()
 	conn, err := r.vm.DialAgent(ctx)
 	if err != nil {
@@ -355,7 +396,7 @@ func (r *podRun) connect() error {
 }
 
 func (r *podRun) setupPod() error {
-	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
+	ctx, cancel := r.untilVMExit(r.setupCtx, callTimeout)
 	defer cancel()
 	req := &api.SetupPodRequest{Hostname: r.plan.Hostname, Volumes: r.plan.Volumes}
 	for _, s := range r.plan.Shares {
@@ -413,12 +454,7 @@ func (r *podRun) vmExited() bool {
 // runApps starts every app, streams its output, records its exit status,
 // and powers the VM off once all have exited.
 func (r *podRun) runApps() (int, error) {
-	// A signal to rkt run stops the pod; the signals are those every
-	// flavor's pod process takes for the pod's (supervisor.ForwardedSignals).
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, supervisor.ForwardedSignals...)
-	defer signal.Stop(sigc)
-
+	// From here a signal to rkt run (r.sigc, see runPod) stops the pod.
 	var flushes []func()
 	for _, app := range r.plan.Apps {
 		flush, err := r.startApp(app)
@@ -461,7 +497,7 @@ func (r *podRun) runApps() (int, error) {
 				fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
 			}
 			r.debugf("app %s exited with code %d", name, e.code)
-		case sig := <-sigc:
+		case sig := <-r.sigc:
 			r.debugf("%v: stopping the pod (apps get SIGTERM, SIGKILL after %v)", sig, signalGrace)
 			stopOnce.Do(func() { go r.shutdown(signalGrace) })
 		case <-r.vmDone:

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -361,4 +363,37 @@ func TestKVMGuestFailures(t *testing.T) {
 			k.checkReleased(uuid)
 		})
 	}
+}
+
+// TestKVMStopDuringSetup: SIGTERM to rkt run before the apps start ends
+// the run at once with 143 and says so, and the run itself stops the VM
+// and removes its runtime directory, without waiting for gc. The guest
+// agent never answers here (a kernel command-line hook), which holds the
+// pod in setup for as long as the test needs.
+func TestKVMStopDuringSetup(t *testing.T) {
+	k := newKVM(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := k.Cmd(k.runArgs(uuidFile, k.Image("inspector"), "--", "--sleep=1h")...)
+	cmd.Env = append(os.Environ(), "RKT_HYPERVISOR_EXTRA_KERNEL_PARAMS=rkt.test_agent_silent=1")
+	p := k.StartCmd(cmd)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(uuidFile); err == nil {
+			break
+		}
+		if i == 600 {
+			t.Fatalf("rkt run saved no pod UUID in 30 s: %v", p.Wait())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	uuid := k.uuid(uuidFile)
+	k.WaitPID(uuid) // written once QEMU runs
+	p.Signal(syscall.SIGTERM)
+	r := p.Wait()
+	if r.ExitCode != 128+int(syscall.SIGTERM) || !strings.Contains(r.Stderr, "stopped by SIGTERM while connecting to the guest agent") {
+		t.Errorf("want exit code 143 saying the setup was stopped: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(kvmRuntimeRoot, uuid)); !os.IsNotExist(err) {
+		t.Errorf("the run left its runtime directory behind (%v)", err)
+	}
+	k.checkReleased(uuid)
 }

@@ -61,7 +61,7 @@ func Run(p *stage1.Pod, sup *supervisor.Supervisor, apps []supervisor.App, inter
 	// stopping the pod with Ctrl-C or a supervisor's SIGTERM behaves as
 	// for a single process.
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, supervisor.ForwardedSignals...)
+	supervisor.NotifyForwarded(sigc)
 	defer signal.Stop(sigc)
 	if os.Getpid() == 1 {
 		// The pod's PID 1 (nspawn): its apps may signal it.

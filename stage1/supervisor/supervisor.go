@@ -25,6 +25,19 @@ import (
 // of them would end the process; as the guest's PID 1 that panics the VM.
 var ForwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
 
+// NotifyForwarded relays ForwardedSignals to c, except those the process
+// was started with ignored: `nohup rkt run` must not stop the pod when the
+// terminal hangs up, nor a pod started in the background of a
+// non-interactive shell on SIGINT, while signal.Notify alone would catch
+// them anyway.
+func NotifyForwarded(c chan<- os.Signal) {
+	for _, sig := range ForwardedSignals {
+		if !signal.Ignored(sig) {
+			signal.Notify(c, sig)
+		}
+	}
+}
+
 // PID1DroppedSignals are the other signals the Go runtime crashes on even
 // when another process sends them (`kill -ABRT 1`). A pod's PID 1 catches
 // and drops them, as an init does. A fault in PID 1 itself still crashes
