@@ -528,6 +528,45 @@ func TestExec(t *testing.T) {
 			}
 		})
 	}
+	// ^C typed on the terminal interrupts the command: the terminal is
+	// its controlling terminal (the agent, PID 1 in the guest, has none to
+	// share). Without that, the sleep would run until the call's timeout.
+	t.Run("tty: ^C interrupts", func(t *testing.T) {
+		stream, err := f.client.Exec(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := &api.ExecStart{App: "target", Args: []string{"/bin/sh", "-c", "echo ready $$; exec sleep 1000"}, Tty: true}
+		if err := stream.Send(&api.ExecInput{Input: &api.ExecInput_Start{Start: start}}); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		sent := false
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("Exec: %v (output so far %q)", err, out.String())
+			}
+			switch o := m.Output.(type) {
+			case *api.ExecOutput_Stdout:
+				out.Write(o.Stdout)
+			case *api.ExecOutput_Exit:
+				if o.Exit.Code != 128+int32(syscall.SIGINT) {
+					t.Errorf("exit status %v after ^C, want killed by SIGINT", o.Exit)
+				}
+				return
+			}
+			var pid int
+			if _, err := fmt.Sscanf(out.String(), "ready %d\r\n", &pid); !sent && err == nil {
+				// The sleep runs as that pid: it must not outlive a failure.
+				t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
+				if err := stream.Send(&api.ExecInput{Input: &api.ExecInput_Stdin{Stdin: []byte{3}}}); err != nil {
+					t.Fatal(err)
+				}
+				sent = true
+			}
+		}
+	})
 }
 
 func TestNetworkAndEtcFiles(t *testing.T) {

@@ -241,7 +241,7 @@ func (s *Supervisor) startDirect(app App) (*Process, error) {
 	for i, f := range stdio {
 		fds[i] = f.Fd()
 	}
-	setsid := app.newSession()
+	session := app.session()
 	type forked struct {
 		pid int
 		err error
@@ -251,7 +251,7 @@ func (s *Supervisor) startDirect(app App) (*Process, error) {
 	// keeps the reaper from collecting an app that exits at once.
 	s.mu.Lock()
 	onThrowawayThread(func() {
-		pid, err := forkApp(&app, fds, setsid)
+		pid, err := forkApp(&app, fds, session)
 		res <- forked{pid, err}
 	})
 	r := <-res
@@ -294,7 +294,7 @@ func onThrowawayThread(fn func()) {
 }
 
 // forkApp is startDirect's work on its throwaway thread.
-func forkApp(app *App, fds []uintptr, setsid bool) (int, error) {
+func forkApp(app *App, fds []uintptr, session *syscall.SysProcAttr) (int, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return 0, fmt.Errorf("app %s: creating its mount namespace: %w", app.Name, err)
 	}
@@ -305,7 +305,7 @@ func forkApp(app *App, fds []uintptr, setsid bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, err := syscall.ForkExec(path, app.Exec, &syscall.ProcAttr{Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setsid: setsid}})
+	pid, err := syscall.ForkExec(path, app.Exec, &syscall.ProcAttr{Env: env, Files: fds, Sys: session})
 	if err != nil {
 		return 0, fmt.Errorf("app %s: executing %s: %w", app.Name, path, err)
 	}
@@ -364,7 +364,7 @@ func (s *Supervisor) spawn(mode string, app App, newMountNS bool) (*Process, err
 	}
 	attr := &os.ProcAttr{
 		Files: append(stdio, specR, errW),
-		Sys:   &syscall.SysProcAttr{Setsid: app.newSession()},
+		Sys:   app.session(),
 		Env:   []string{},
 	}
 	if newMountNS {
@@ -469,10 +469,20 @@ func (p *Process) closeAll() {
 	}
 }
 
-// newSession reports whether the app gets a session of its own, away from
-// the supervisor's controlling terminal: always, unless its stdin is a
-// terminal (an interactive app), which it then keeps.
-func (a *App) newSession() bool {
+// session returns how the app's process starts: in a session of its own,
+// away from the supervisor's controlling terminal, unless its stdin is a
+// terminal. A terminal that already controls a session (rkt's own, for an
+// interactive app on nspawn or fly) is kept as it is. One that controls no
+// session (a pseudo-terminal the kvm guest agent made for `rkt enter`)
+// becomes the controlling terminal of the app's new session: without one,
+// ^C typed there would signal nobody, and job control would not work.
+func (a *App) session() *syscall.SysProcAttr {
 	f, ok := a.Stdin.(*os.File)
-	return !ok || !term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return &syscall.SysProcAttr{Setsid: true}
+	}
+	if _, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGSID); err != nil {
+		return &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0} // stdin, in the child
+	}
+	return &syscall.SysProcAttr{}
 }
