@@ -24,7 +24,7 @@ func (e agentError) GRPCStatus() *status.Status { return e.st }
 // unchanged.
 func plainAgentErrors(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Response, _ *ttrpc.UnaryClientInfo, invoke ttrpc.Invoker) error {
 	if err := invoke(ctx, req, resp); err != nil {
-		return plainAgentError(err)
+		return err // the transport's, not the agent's
 	}
 	if resp.Status != nil && codes.Code(resp.Status.Code) != codes.OK {
 		return agentError{status.FromProto(resp.Status)}

@@ -132,19 +132,23 @@ func runPod(args []string) (int, error) {
 		console: tail.New(16 << 10),
 		vmDone:  make(chan struct{}),
 	}
-	defer r.teardown()
 	// A signal that would stop the pod once its apps run (runApps)
 	// cancels its setup before that: teardown then releases what was
 	// made, rather than the process dying with QEMU, virtiofsd and the
-	// runtime directory left for gc.
+	// runtime directory left for gc. Signals stay caught until teardown
+	// is done (deferred calls run last first), so a second ^C cannot cut
+	// it short.
 	r.sigc = make(chan os.Signal, 4)
 	supervisor.NotifyForwarded(r.sigc)
 	defer signal.Stop(r.sigc)
+	defer r.teardown()
 	var cancelSetup context.CancelFunc
 	r.setupCtx, cancelSetup = context.WithCancel(context.Background())
 	defer cancelSetup()
 	var interrupted atomic.Value // the os.Signal that cancelled the setup
 	setupDone, watched := make(chan struct{}), make(chan struct{})
+	endSetup := sync.OnceFunc(func() { close(setupDone); <-watched })
+	defer endSetup() // a failed setup ends the watcher too
 	go func() {
 		defer close(watched)
 		select {
@@ -178,8 +182,7 @@ func runPod(args []string) (int, error) {
 			return 0, r.explain(fmt.Errorf("%s: %w", step.name, err))
 		}
 	}
-	close(setupDone)
-	<-watched
+	endSetup()
 	if interrupted.Load() != nil {
 		return stopped("setting up the pod in the VM")
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"rkt.dev/rkt/internal/procstat"
 	"rkt.dev/rkt/network"
 	"rkt.dev/rkt/stage1"
+	"rkt.dev/rkt/stage1/supervisor"
 )
 
 // nspawnPackage is the Debian package that ships systemd-nspawn.
@@ -95,7 +95,7 @@ func runPod(args []string) (int, error) {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 	}
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	supervisor.NotifyForwarded(sigc)
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting systemd-nspawn: %w", err)
 	}

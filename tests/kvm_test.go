@@ -82,12 +82,16 @@ func (k *kvmPod) podFile(uuid, rel string) string {
 	return string(b)
 }
 
-// checkReleased fails the test if anything of the pod remains on the host
-// after gc: a process (QEMU, virtiofsd), a mount, its runtime directory.
-func (k *kvmPod) checkReleased(uuid string) {
-	k.t.Helper()
-	k.RunOK("gc", "--grace-period=0s")
-	needles := append([]string{filepath.Join(kvmRuntimeRoot, uuid)}, k.needles...)
+// podNeedles are the strings that name the pod's host processes (QEMU,
+// virtiofsd) in their arguments.
+func (k *kvmPod) podNeedles(uuid string) []string {
+	return append([]string{filepath.Join(kvmRuntimeRoot, uuid)}, k.needles...)
+}
+
+// runningWith returns the processes (pid and command line) whose arguments
+// contain one of needles. A zombie has no arguments, so it is not counted.
+func runningWith(needles []string) []string {
+	var found []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -97,9 +101,22 @@ func (k *kvmPod) checkReleased(uuid string) {
 		cmdline := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		for _, n := range needles {
 			if strings.Contains(cmdline, n) {
-				k.t.Errorf("after gc, %s is still running: %s", filepath.Dir(p), cmdline)
+				found = append(found, filepath.Base(filepath.Dir(p))+": "+cmdline)
+				break
 			}
 		}
+	}
+	return found
+}
+
+// checkReleased fails the test if anything of the pod remains on the host
+// after gc: a process (QEMU, virtiofsd), a mount, its runtime directory.
+func (k *kvmPod) checkReleased(uuid string) {
+	k.t.Helper()
+	k.RunOK("gc", "--grace-period=0s")
+	needles := k.podNeedles(uuid)
+	for _, p := range runningWith(needles) {
+		k.t.Errorf("after gc, still running: %s", p)
 	}
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -394,6 +411,9 @@ func TestKVMStopDuringSetup(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(kvmRuntimeRoot, uuid)); !os.IsNotExist(err) {
 		t.Errorf("the run left its runtime directory behind (%v)", err)
+	}
+	for _, p := range runningWith(k.podNeedles(uuid)) {
+		t.Errorf("the run left a process running (before any gc): %s", p)
 	}
 	k.checkReleased(uuid)
 }

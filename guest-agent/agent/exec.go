@@ -58,6 +58,7 @@ func (a *Agent) Exec(_ context.Context, srv api.Agent_ExecServer) error {
 	}
 	defer sess.close()
 	spec.Stdin, spec.Stdout, spec.Stderr = sess.childIn, sess.childOut, sess.childErr
+	spec.OwnTerminal = sess.tty
 	proc, err := a.cfg.Supervisor.Enter(ap.proc.Pid(), spec)
 	sess.closeChildEnds()
 	if err != nil {

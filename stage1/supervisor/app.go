@@ -41,6 +41,13 @@ type App struct {
 	// Isolators restrict the app's process (see Isolators).
 	Isolators Isolators `json:"isolators"`
 
+	// OwnTerminal says that Stdin is a terminal made for this process
+	// alone (the kvm guest agent's pseudo-terminal for `rkt enter`): it
+	// becomes the controlling terminal of the process's new session, so
+	// that ^C typed there reaches it. Without it a terminal stdin is the
+	// caller's own, which the process shares (an interactive app).
+	OwnTerminal bool `json:"ownTerminal,omitempty"`
+
 	// Stdin, Stdout and Stderr are the app's standard streams. An *os.File
 	// is handed to the app as is (a terminal stays a terminal); any other
 	// reader or writer is connected through a pipe. Nil means /dev/null.

@@ -29,7 +29,8 @@ var ForwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.
 // was started with ignored: `nohup rkt run` must not stop the pod when the
 // terminal hangs up, nor a pod started in the background of a
 // non-interactive shell on SIGINT, while signal.Notify alone would catch
-// them anyway.
+// them anyway. (The Go runtime keeps an inherited "ignored" for SIGHUP and
+// SIGINT only; the others are caught from the start regardless.)
 func NotifyForwarded(c chan<- os.Signal) {
 	for _, sig := range ForwardedSignals {
 		if !signal.Ignored(sig) {
@@ -471,18 +472,19 @@ func (p *Process) closeAll() {
 
 // session returns how the app's process starts: in a session of its own,
 // away from the supervisor's controlling terminal, unless its stdin is a
-// terminal. A terminal that already controls a session (rkt's own, for an
-// interactive app on nspawn or fly) is kept as it is. One that controls no
-// session (a pseudo-terminal the kvm guest agent made for `rkt enter`)
-// becomes the controlling terminal of the app's new session: without one,
-// ^C typed there would signal nobody, and job control would not work.
+// terminal. A terminal made for the process (App.OwnTerminal) becomes the
+// controlling terminal of that new session: without one, ^C typed there
+// would signal nobody. Any other terminal is the caller's (an interactive
+// app on nspawn or fly), which the app shares as it is; making it the app's
+// own would take it from the caller's session, as Go's Setctty forces.
 func (a *App) session() *syscall.SysProcAttr {
 	f, ok := a.Stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	switch {
+	case !ok || !term.IsTerminal(int(f.Fd())):
 		return &syscall.SysProcAttr{Setsid: true}
-	}
-	if _, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGSID); err != nil {
+	case a.OwnTerminal:
 		return &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0} // stdin, in the child
+	default:
+		return &syscall.SysProcAttr{}
 	}
-	return &syscall.SysProcAttr{}
 }
