@@ -620,13 +620,9 @@ func (r *podRun) powerOff() {
 	r.proxySrv.Close()
 	r.client.Close()
 	if err == nil {
-		// A forced Stop is bounded: QMP quit, then SIGKILL.
-		if err := r.vm.Stop(context.Background(), true); err != nil {
-			fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
-			return
+		if r.stopVM() {
+			r.debugf("VM ended: %v", r.vmState)
 		}
-		<-r.vmDone
-		r.debugf("VM ended: %v", r.vmState)
 		return
 	}
 	r.debugf("shutdown request failed (%v); waiting for the guest to power off", err)
@@ -699,6 +695,23 @@ func (r *podRun) explain(err error) error {
 	return err
 }
 
+// stopVM ends QEMU if it still runs and reports whether it has ended. A
+// forced Stop is bounded (QMP quit, then SIGKILL); a QEMU it could not end
+// is reported rather than waited for.
+func (r *podRun) stopVM() bool {
+	if r.vm == nil {
+		return false
+	}
+	if !r.vmExited() {
+		if err := r.vm.Stop(context.Background(), true); err != nil {
+			fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
+			return false
+		}
+	}
+	<-r.vmDone
+	return true
+}
+
 // teardown releases what the run holds on the host, whatever happened:
 // the proxy socket, the VM, the virtiofsd processes and the runtime
 // directory.
@@ -709,15 +722,7 @@ func (r *podRun) teardown() {
 	if r.client != nil {
 		r.client.Close()
 	}
-	if r.vm != nil && !r.vmExited() {
-		// A forced Stop is bounded (QMP quit, then SIGKILL); a QEMU it
-		// could not end is reported rather than waited for.
-		if err := r.vm.Stop(context.Background(), true); err != nil {
-			fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
-		} else {
-			<-r.vmDone
-		}
-	}
+	r.stopVM()
 	for _, v := range r.fsds {
 		v.stop()
 	}
