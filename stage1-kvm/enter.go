@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/guest-agent/api"
 	"rkt.dev/rkt/stage1"
@@ -47,15 +43,13 @@ func enter(args []string) (int, error) {
 	}
 	start := &api.ExecStart{App: flags.AppName, Args: flags.Cmd, Tty: flags.TTY}
 	if flags.TTY {
-		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
-			start.Size = &api.WindowSize{Rows: uint32(ws.Row), Cols: uint32(ws.Col)}
-		}
-		// The guest's terminal interprets the keys; the local one must
-		// pass them through untouched.
-		if restore, err := makeRaw(os.Stdin); err == nil {
+		start.Size = windowSize()
+		if restore, err := makeRaw(); err == nil {
 			defer restore()
 		}
-		go forwardResizes(stream)
+		go forwardResizes(func(ws *api.WindowSize) error {
+			return stream.Send(&api.ExecInput{Input: &api.ExecInput_Resize{Resize: ws}})
+		})
 	}
 	if err := stream.Send(&api.ExecInput{Input: &api.ExecInput_Start{Start: start}}); err != nil {
 		return 0, fmt.Errorf("starting %v in app %s: %w", flags.Cmd, flags.AppName, err)
@@ -98,39 +92,4 @@ func forwardStdin(stream api.Agent_ExecClient) {
 			return
 		}
 	}
-}
-
-// forwardResizes passes the local terminal's size changes to the guest's.
-func forwardResizes(stream api.Agent_ExecClient) {
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	for range winch {
-		ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
-		if err != nil {
-			continue
-		}
-		if stream.Send(&api.ExecInput{Input: &api.ExecInput_Resize{Resize: &api.WindowSize{Rows: uint32(ws.Row), Cols: uint32(ws.Col)}}}) != nil {
-			return
-		}
-	}
-}
-
-// makeRaw puts a terminal in raw mode and returns the function restoring it.
-func makeRaw(f *os.File) (func(), error) {
-	fd := int(f.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	raw := *old
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
-		return nil, err
-	}
-	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }

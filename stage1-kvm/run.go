@@ -98,6 +98,9 @@ type podRun struct {
 	setupCtx context.Context
 
 	outputs sync.WaitGroup
+	// restoreTerminal takes rkt's terminal out of raw mode, once an
+	// interactive app on a terminal has exited or the run ends.
+	restoreTerminal func()
 }
 
 // runPod is the run entrypoint: stage0 has chdir'ed to the pod directory and
@@ -131,6 +134,8 @@ func runPod(args []string) (int, error) {
 		fsdLog:  tail.New(8 << 10),
 		console: tail.New(16 << 10),
 		vmDone:  make(chan struct{}),
+
+		restoreTerminal: func() {},
 	}
 	// A signal that would stop the pod once its apps run (runApps)
 	// cancels its setup before that: teardown then releases what was
@@ -219,6 +224,10 @@ func (r *podRun) load() error {
 	r.plan, err = planPod(p, r.flags, hostCPUs())
 	if err != nil {
 		return err
+	}
+	if r.flags.Interactive && onTerminal(true) {
+		app := r.plan.Apps[0]
+		app.Tty, app.Size = true, windowSize()
 	}
 	r.debugf("VM size: %d MiB, %d vCPUs; %d virtio-fs shares", r.plan.Size.MemoryMiB, r.plan.Size.VCPUs, len(r.plan.Shares))
 	return os.MkdirAll(r.dir.LogDir(), 0o755)
@@ -495,6 +504,7 @@ func (r *podRun) runApps() (int, error) {
 			}
 			left--
 			codes[e.i], reported[e.i] = e.code, true
+			r.restoreTerminal() // --interactive has one app
 			name := r.pod.Apps[e.i].Name
 			if err := r.dir.WriteExitStatus(name, e.code); err != nil {
 				fmt.Fprintf(r.stderr, "stage1-kvm: %v\n", err)
@@ -529,6 +539,13 @@ func (r *podRun) runApps() (int, error) {
 func (r *podRun) startApp(app *api.App) (flush func(), err error) {
 	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
 	defer cancel()
+	if app.Tty {
+		restore, err := makeRaw()
+		if err != nil {
+			return nil, fmt.Errorf("putting the terminal in raw mode for app %s: %w", app.Name, err)
+		}
+		r.restoreTerminal = restore
+	}
 	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
 		if errors.As(err, new(agentError)) {
 			return nil, err // the agent's message names the app
@@ -571,19 +588,23 @@ func (r *podRun) startApp(app *api.App) (flush func(), err error) {
 		}
 	}()
 	if app.Stdin {
-		go r.feedStdin(app.Name)
+		go r.feedStdin(app)
 	}
 	return flush, nil
 }
 
-// feedStdin copies rkt's stdin to an interactive app until EOF.
-func (r *podRun) feedStdin(name string) {
+// feedStdin copies rkt's stdin to an interactive app until EOF, and the
+// size of rkt's terminal to the app's, if it has one.
+func (r *podRun) feedStdin(app *api.App) {
 	in, err := r.agent.WriteInput(context.Background())
 	if err != nil {
 		return
 	}
-	if err := in.Send(&api.InputChunk{App: name}); err != nil {
+	if err := in.Send(&api.InputChunk{App: app.Name}); err != nil {
 		return
+	}
+	if app.Tty {
+		go forwardResizes(func(ws *api.WindowSize) error { return in.Send(&api.InputChunk{Resize: ws}) })
 	}
 	buf := make([]byte, 32<<10)
 	for {
@@ -716,6 +737,7 @@ func (r *podRun) stopVM() bool {
 // the proxy socket, the VM, the virtiofsd processes and the runtime
 // directory.
 func (r *podRun) teardown() {
+	r.restoreTerminal()
 	if r.proxySrv != nil {
 		r.proxySrv.Close()
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/stage0/image/docker/dockertest"
 	"rkt.dev/rkt/tests/testutil"
@@ -298,7 +297,8 @@ func TestDockerProgress(t *testing.T) {
 	}
 
 	c.RunOK("image", "rm", strings.TrimSpace(r.Stdout))
-	master, slave := openPTYPair(t)
+	// A terminal has a size; bars are drawn to fit it.
+	master, slave := testutil.OpenPTY(t, 24, 100)
 	cmd := c.Cmd("fetch", "--insecure-options=image", ref)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, slave
@@ -320,33 +320,6 @@ func TestDockerProgress(t *testing.T) {
 			t.Errorf("the terminal shows no %q:\n%q", want, tty.String())
 		}
 	}
-}
-
-// openPTYPair opens a pseudo-terminal and returns its master and slave.
-func openPTYPair(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A terminal has a size; bars are drawn to fit it.
-	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 100}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
 }
 
 // runWithTimeout runs cmd, killing it if it outlives d.

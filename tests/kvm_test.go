@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,30 +131,6 @@ func (k *kvmPod) checkReleased(uuid string) {
 	if _, err := os.Stat(filepath.Join(kvmRuntimeRoot, uuid)); err == nil {
 		k.t.Errorf("after gc, %s still exists", filepath.Join(kvmRuntimeRoot, uuid))
 	}
-}
-
-// openPTY returns the terminal end of a new pseudo-terminal; both ends are
-// closed when the test ends.
-func openPTY(t *testing.T) *os.File {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func hostRelease(t *testing.T) string {
@@ -320,7 +295,7 @@ func TestKVMEnterAndStop(t *testing.T) {
 			t.Errorf("rkt enter: %v", r)
 		}
 		// With a terminal as stdin, rkt enter asks for a guest terminal.
-		tty := openPTY(t)
+		_, tty := testutil.OpenPTY(t, 24, 80)
 		enter = k.Cmd("enter", uuid, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty")
 		enter.Stdin = tty
 		if r := k.RunCmd(enter); r.ExitCode != 0 || !strings.Contains(r.Stdout, "on-a-tty") {

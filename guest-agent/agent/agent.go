@@ -11,7 +11,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,16 +88,15 @@ type volume struct {
 	empty    bool // kind=empty, in guest memory: may be filled from an image
 }
 
-// app is a started app: its spec, process and the host ends of its stdio.
+// app is a started app: its spec, process and the agent's ends of its
+// stdio.
 type app struct {
 	spec    *api.App
 	sup     supervisor.App
 	proc    *supervisor.Process
-	stdout  *os.File // read ends, drained by ReadOutput
-	stderr  *os.File
-	stdin   *os.File // write end, fed by WriteInput; nil without stdin
-	reading bool     // a ReadOutput stream owns stdout and stderr
-	writing bool     // a WriteInput stream owns stdin
+	stdio   *stdio // output drained by ReadOutput, input fed by WriteInput
+	reading bool   // a ReadOutput stream owns the output
+	writing bool   // a WriteInput stream owns the input
 }
 
 // New returns an Agent. Register it on a ttrpc server with
@@ -255,50 +253,26 @@ func (a *Agent) StartApp(_ context.Context, req *api.StartAppRequest) (*api.Star
 	if _, dup := a.apps[spec.Name]; dup {
 		return nil, status.Errorf(codes.AlreadyExists, "app %s already exists in the pod", spec.Name)
 	}
+	if spec.Tty && !spec.Stdin {
+		return nil, status.Errorf(codes.InvalidArgument, "app %s: a terminal needs stdin", spec.Name)
+	}
 	sup, err := a.supervisorApp(spec)
 	if err != nil {
 		return nil, err
 	}
-	ap := &app{spec: spec}
-	var childEnds []*os.File
-	defer func() {
-		for _, f := range childEnds {
-			f.Close()
-		}
-	}()
-	pipe := func() (r, w *os.File, err error) {
-		r, w, err = os.Pipe()
-		if err != nil {
-			return nil, nil, status.Errorf(codes.Internal, "creating a pipe for app %s: %v", spec.Name, err)
-		}
-		return r, w, nil
-	}
-	var outW, errW, inR *os.File
-	if ap.stdout, outW, err = pipe(); err != nil {
-		return nil, err
-	}
-	childEnds = append(childEnds, outW)
-	if ap.stderr, errW, err = pipe(); err != nil {
-		ap.stdout.Close()
-		return nil, err
-	}
-	childEnds = append(childEnds, errW)
-	sup.Stdout, sup.Stderr = outW, errW
-	if spec.Stdin {
-		if inR, ap.stdin, err = pipe(); err != nil {
-			ap.closeHostEnds()
-			return nil, err
-		}
-		childEnds = append(childEnds, inR)
-		sup.Stdin = inR
-	}
-	proc, err := a.cfg.Supervisor.Start(sup)
+	streams, err := newStdio(spec.Tty, spec.Size, spec.Stdin)
 	if err != nil {
-		ap.closeHostEnds()
+		return nil, status.Errorf(codes.Internal, "app %s: %v", spec.Name, err)
+	}
+	sup.Stdin, sup.Stdout, sup.Stderr = streams.childIn, streams.childOut, streams.childErr
+	sup.OwnTerminal = streams.tty
+	proc, err := a.cfg.Supervisor.Start(sup)
+	streams.closeChildEnds()
+	if err != nil {
+		streams.close()
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
-	ap.sup, ap.proc = sup, proc
-	a.apps[spec.Name] = ap
+	a.apps[spec.Name] = &app{spec: spec, sup: sup, proc: proc, stdio: streams}
 	return &api.StartAppResponse{Pid: int32(proc.Pid())}, nil
 }
 
@@ -347,14 +321,6 @@ func (a *Agent) supervisorApp(spec *api.App) (supervisor.App, error) {
 		}
 	}
 	return sup, nil
-}
-
-func (ap *app) closeHostEnds() {
-	for _, f := range []*os.File{ap.stdout, ap.stderr, ap.stdin} {
-		if f != nil {
-			f.Close()
-		}
-	}
 }
 
 // lookup returns a started app.
@@ -414,61 +380,16 @@ func (a *Agent) ReadOutput(_ context.Context, req *api.ReadOutputRequest, srv ap
 	if taken {
 		return status.Errorf(codes.AlreadyExists, "the output of app %s is already being read", req.App)
 	}
-	var (
-		sendMu sync.Mutex
-		wg     sync.WaitGroup
-		errs   = make([]error, 2)
-	)
-	for i, s := range []struct {
-		f      *os.File
-		stream api.Stream
-	}{{ap.stdout, api.Stream_STREAM_STDOUT}, {ap.stderr, api.Stream_STREAM_STDERR}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = copyChunks(s.f, func(b []byte) error {
-				sendMu.Lock()
-				defer sendMu.Unlock()
-				return srv.Send(&api.OutputChunk{Stream: s.stream, Data: b})
-			})
-		}()
-	}
-	streamed := make(chan struct{})
-	go func() {
-		// Once the app has exited, whatever a descendant of it still
-		// holds open is read for supervisor.OutputDrain at most.
-		select {
-		case <-ap.proc.Done():
-			end := time.Now().Add(supervisor.OutputDrain)
-			ap.stdout.SetReadDeadline(end)
-			ap.stderr.SetReadDeadline(end)
-		case <-streamed:
+	err = ap.stdio.copyOutputs(ap.proc.Done(), func(stderr bool, b []byte) error {
+		stream := api.Stream_STREAM_STDOUT
+		if stderr {
+			stream = api.Stream_STREAM_STDERR
 		}
-	}()
-	wg.Wait()
-	close(streamed)
-	// Both streams ended: nothing will ever be read from the pipes again.
-	ap.stdout.Close()
-	ap.stderr.Close()
-	return errors.Join(errs...)
-}
-
-// copyChunks reads r until EOF and hands each chunk to send. A read error
-// other than EOF ends the copy silently: the app's side of the pipe is
-// gone, or the read deadline set once the app exited has passed.
-func copyChunks(r *os.File, send func([]byte) error) error {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			if serr := send(append([]byte(nil), buf[:n]...)); serr != nil {
-				return fmt.Errorf("sending output: %w", serr)
-			}
-		}
-		if err != nil {
-			return nil
-		}
-	}
+		return srv.Send(&api.OutputChunk{Stream: stream, Data: b})
+	})
+	// The output ended: nothing will ever be read from it again.
+	ap.stdio.closeOutputs()
+	return err
 }
 
 // WriteInput implements api.AgentService.
@@ -482,16 +403,17 @@ func (a *Agent) WriteInput(_ context.Context, srv api.Agent_WriteInputServer) (*
 		return nil, err
 	}
 	a.mu.Lock()
-	taken := ap.writing || ap.stdin == nil
+	taken := ap.writing || ap.stdio.in == nil
 	ap.writing = true
 	a.mu.Unlock()
 	if taken {
 		return nil, status.Errorf(codes.FailedPrecondition, "app %s has no stdin to write, or it is already being written", first.App)
 	}
-	defer ap.stdin.Close()
+	defer ap.stdio.closeInput()
 	for msg := first; ; {
+		ap.stdio.resize(msg.Resize)
 		if len(msg.Data) > 0 {
-			if _, err := ap.stdin.Write(msg.Data); err != nil {
+			if err := ap.stdio.write(msg.Data); err != nil {
 				// The app closed its stdin or exited: what is left
 				// of the input has no reader.
 				return &api.WriteInputResponse{}, nil

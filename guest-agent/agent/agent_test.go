@@ -368,6 +368,7 @@ func TestStartErrors(t *testing.T) {
 		{"unknown volume", &api.App{Name: "b", RootfsShare: "image", Exec: []string{"/bin/sh"}, Mounts: []*api.AppMount{{Volume: "nope", Path: "/x"}}}, codes.InvalidArgument},
 		{"missing executable", &api.App{Name: "c", RootfsShare: "image", Exec: []string{"/no/such"}}, codes.FailedPrecondition},
 		{"host volume filled from the image", &api.App{Name: "d", RootfsShare: "image", Exec: []string{"/bin/sh"}, Mounts: []*api.AppMount{{Volume: "rw", Path: "/x", CopyUp: true}}}, codes.InvalidArgument},
+		{"terminal without stdin", &api.App{Name: "e", RootfsShare: "image", Exec: []string{"/bin/sh"}, Tty: true}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -443,6 +444,114 @@ func TestInput(t *testing.T) {
 	if st := f.wait(t, "cat"); out != "one two\n" || st.Code != 0 {
 		t.Errorf("cat: %q %v", out, st)
 	}
+}
+
+// TestTerminal: an app started with a terminal (rkt run --interactive on
+// a terminal) has it as stdin, stdout, stderr and controlling terminal, of
+// the size asked; WriteInput types into it and resizes it, and its output
+// arrives as stdout.
+func TestTerminal(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	start := func(t *testing.T, name, script string) (pid int) {
+		t.Helper()
+		app := shApp(name, script)
+		app.Stdin, app.Tty, app.Size = true, true, &api.WindowSize{Rows: 24, Cols: 80}
+		resp, err := f.client.StartApp(ctx(t), &api.StartAppRequest{App: app})
+		if err != nil {
+			t.Fatalf("StartApp: %v", err)
+		}
+		t.Cleanup(func() { unix.Kill(-int(resp.Pid), unix.SIGKILL) })
+		return int(resp.Pid)
+	}
+	type chunk struct {
+		data   string
+		resize *api.WindowSize
+	}
+	tests := []struct {
+		name   string
+		script string
+		input  []chunk
+		want   []string // in this order in the output
+		code   int32
+	}{
+		{
+			name:   "stdio and size",
+			script: `test -t 0 && test -t 1 && test -t 2 && echo on-a-tty; [ "$(ps -o pid= -p $$)" ] ; stty size; echo to-stderr >&2`,
+			want:   []string{"on-a-tty\r\n", "24 80\r\n", "to-stderr\r\n"},
+		},
+		{
+			name:   "typed input and resize",
+			script: `read line; echo got-$line; stty size`,
+			input:  []chunk{{resize: &api.WindowSize{Rows: 30, Cols: 120}}, {data: "hello\r"}},
+			want:   []string{"got-hello\r\n", "30 120\r\n"},
+		},
+		{
+			name:   "^C interrupts the app",
+			script: `read line; exec sleep 1000`,
+			input:  []chunk{{data: "go\r"}, {data: "\x03"}},
+			code:   128 + int32(syscall.SIGINT),
+		},
+		{
+			name:   "end of input types ^D",
+			script: `cat; echo cat-ended`,
+			input:  []chunk{{data: "abc\r"}},
+			want:   []string{"abc\r\n", "cat-ended\r\n"},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("term%d", i)
+			start(t, name, tt.script)
+			in, err := f.client.WriteInput(ctx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := in.Send(&api.InputChunk{App: name}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tt.input {
+				if err := in.Send(&api.InputChunk{Data: []byte(c.data), Resize: c.resize}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := in.CloseAndRecv(); err != nil {
+				t.Fatalf("WriteInput: %v", err)
+			}
+			out, errOut := f.output(t, name)
+			st := f.wait(t, name)
+			rest := out
+			for _, w := range tt.want {
+				_, after, ok := strings.Cut(rest, w)
+				if !ok {
+					t.Errorf("output %q lacks %q (in order %q)", out, w, tt.want)
+					break
+				}
+				rest = after
+			}
+			if errOut != "" || st.Code != tt.code {
+				t.Errorf("stderr %q, exit %v; want everything on stdout and exit code %d", errOut, st, tt.code)
+			}
+		})
+	}
+	// A daemon that keeps the terminal open (it ignores the hang-up the
+	// app's exit sends it) does not hold the output stream beyond
+	// supervisor.OutputDrain.
+	t.Run("a daemon holding the terminal", func(t *testing.T) {
+		start(t, "daemon", `trap "" HUP; sleep 1000 & echo daemon=$!`)
+		out, _ := f.output(t, "daemon")
+		var pid int
+		if _, err := fmt.Sscanf(out, "daemon=%d", &pid); err != nil {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
+		if st := f.wait(t, "daemon"); st.Code != 0 {
+			t.Errorf("exit status %v, want 0", st)
+		}
+		if err := unix.Kill(pid, 0); err != nil {
+			t.Errorf("the daemon (pid %d) is gone (%v): the stream should have ended on the drain bound, with the daemon running", pid, err)
+		}
+	})
 }
 
 func TestExec(t *testing.T) {

@@ -662,7 +662,14 @@ type App struct {
 	Stdin bool `protobuf:"varint,11,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// isolators restrict the app inside the VM; the host computes them
 	// with apprun.SupervisorIsolators, as every flavor does.
-	Isolators     *Isolators `protobuf:"bytes,12,opt,name=isolators,proto3" json:"isolators,omitempty"`
+	Isolators *Isolators `protobuf:"bytes,12,opt,name=isolators,proto3" json:"isolators,omitempty"`
+	// tty runs the app on a new pseudo-terminal, its controlling terminal,
+	// as stdin, stdout and stderr: rkt run --interactive on a terminal.
+	// Its output then arrives as stdout only, and WriteInput types into
+	// it. Only with stdin.
+	Tty bool `protobuf:"varint,13,opt,name=tty,proto3" json:"tty,omitempty"`
+	// size is the terminal's initial size.
+	Size          *WindowSize `protobuf:"bytes,14,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -777,6 +784,20 @@ func (x *App) GetStdin() bool {
 func (x *App) GetIsolators() *Isolators {
 	if x != nil {
 		return x.Isolators
+	}
+	return nil
+}
+
+func (x *App) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *App) GetSize() *WindowSize {
+	if x != nil {
+		return x.Size
 	}
 	return nil
 }
@@ -1470,8 +1491,10 @@ func (x *OutputChunk) GetData() []byte {
 type InputChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// app is only read from the first message.
-	App           string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
-	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	App  string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// resize changes the size of an app's terminal (App.tty).
+	Resize        *WindowSize `protobuf:"bytes,3,opt,name=resize,proto3" json:"resize,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1516,6 +1539,13 @@ func (x *InputChunk) GetApp() string {
 func (x *InputChunk) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *InputChunk) GetResize() *WindowSize {
+	if x != nil {
+		return x.Resize
 	}
 	return nil
 }
@@ -2024,7 +2054,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x05Route\x12 \n" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
 	"\agateway\x18\x02 \x01(\tR\agateway\"\x12\n" +
-	"\x10SetupPodResponse\"\x8f\x03\n" +
+	"\x10SetupPodResponse\"\xcf\x03\n" +
 	"\x03App\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\frootfs_share\x18\x02 \x01(\tR\vrootfsShare\x12\x12\n" +
@@ -2038,7 +2068,9 @@ const file_agent_proto_rawDesc = "" +
 	"\x10read_only_rootfs\x18\n" +
 	" \x01(\bR\x0ereadOnlyRootfs\x12\x14\n" +
 	"\x05stdin\x18\v \x01(\bR\x05stdin\x125\n" +
-	"\tisolators\x18\f \x01(\v2\x17.rkt.agent.v1.IsolatorsR\tisolators\"\x97\x03\n" +
+	"\tisolators\x18\f \x01(\v2\x17.rkt.agent.v1.IsolatorsR\tisolators\x12\x10\n" +
+	"\x03tty\x18\r \x01(\bR\x03tty\x12,\n" +
+	"\x04size\x18\x0e \x01(\v2\x18.rkt.agent.v1.WindowSizeR\x04size\"\x97\x03\n" +
 	"\tIsolators\x12)\n" +
 	"\x10capabilities_set\x18\x01 \x01(\bR\x0fcapabilitiesSet\x12\"\n" +
 	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\x12*\n" +
@@ -2085,11 +2117,12 @@ const file_agent_proto_rawDesc = "" +
 	"\x03app\x18\x01 \x01(\tR\x03app\"O\n" +
 	"\vOutputChunk\x12,\n" +
 	"\x06stream\x18\x01 \x01(\x0e2\x14.rkt.agent.v1.StreamR\x06stream\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"2\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"d\n" +
 	"\n" +
 	"InputChunk\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x14\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x120\n" +
+	"\x06resize\x18\x03 \x01(\v2\x18.rkt.agent.v1.WindowSizeR\x06resize\"\x14\n" +
 	"\x12WriteInputResponse\"4\n" +
 	"\n" +
 	"WindowSize\x12\x12\n" +
@@ -2189,37 +2222,39 @@ var file_agent_proto_depIdxs = []int32{
 	8,  // 4: rkt.agent.v1.Interface.routes:type_name -> rkt.agent.v1.Route
 	13, // 5: rkt.agent.v1.App.mounts:type_name -> rkt.agent.v1.AppMount
 	11, // 6: rkt.agent.v1.App.isolators:type_name -> rkt.agent.v1.Isolators
-	12, // 7: rkt.agent.v1.Isolators.seccomp:type_name -> rkt.agent.v1.Seccomp
-	10, // 8: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
-	17, // 9: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
-	0,  // 10: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
-	25, // 11: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
-	26, // 12: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
-	25, // 13: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
-	17, // 14: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
-	1,  // 15: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
-	6,  // 16: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
-	14, // 17: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
-	16, // 18: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
-	19, // 19: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
-	21, // 20: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
-	23, // 21: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
-	27, // 22: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
-	29, // 23: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
-	2,  // 24: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
-	9,  // 25: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
-	15, // 26: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
-	18, // 27: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
-	20, // 28: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
-	22, // 29: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
-	24, // 30: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
-	28, // 31: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
-	30, // 32: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 7: rkt.agent.v1.App.size:type_name -> rkt.agent.v1.WindowSize
+	12, // 8: rkt.agent.v1.Isolators.seccomp:type_name -> rkt.agent.v1.Seccomp
+	10, // 9: rkt.agent.v1.StartAppRequest.app:type_name -> rkt.agent.v1.App
+	17, // 10: rkt.agent.v1.WaitAppResponse.status:type_name -> rkt.agent.v1.ExitStatus
+	0,  // 11: rkt.agent.v1.OutputChunk.stream:type_name -> rkt.agent.v1.Stream
+	25, // 12: rkt.agent.v1.InputChunk.resize:type_name -> rkt.agent.v1.WindowSize
+	25, // 13: rkt.agent.v1.ExecStart.size:type_name -> rkt.agent.v1.WindowSize
+	26, // 14: rkt.agent.v1.ExecInput.start:type_name -> rkt.agent.v1.ExecStart
+	25, // 15: rkt.agent.v1.ExecInput.resize:type_name -> rkt.agent.v1.WindowSize
+	17, // 16: rkt.agent.v1.ExecOutput.exit:type_name -> rkt.agent.v1.ExitStatus
+	1,  // 17: rkt.agent.v1.Agent.Version:input_type -> rkt.agent.v1.VersionRequest
+	6,  // 18: rkt.agent.v1.Agent.SetupPod:input_type -> rkt.agent.v1.SetupPodRequest
+	14, // 19: rkt.agent.v1.Agent.StartApp:input_type -> rkt.agent.v1.StartAppRequest
+	16, // 20: rkt.agent.v1.Agent.WaitApp:input_type -> rkt.agent.v1.WaitAppRequest
+	19, // 21: rkt.agent.v1.Agent.SignalApp:input_type -> rkt.agent.v1.SignalAppRequest
+	21, // 22: rkt.agent.v1.Agent.ReadOutput:input_type -> rkt.agent.v1.ReadOutputRequest
+	23, // 23: rkt.agent.v1.Agent.WriteInput:input_type -> rkt.agent.v1.InputChunk
+	27, // 24: rkt.agent.v1.Agent.Exec:input_type -> rkt.agent.v1.ExecInput
+	29, // 25: rkt.agent.v1.Agent.Shutdown:input_type -> rkt.agent.v1.ShutdownRequest
+	2,  // 26: rkt.agent.v1.Agent.Version:output_type -> rkt.agent.v1.VersionResponse
+	9,  // 27: rkt.agent.v1.Agent.SetupPod:output_type -> rkt.agent.v1.SetupPodResponse
+	15, // 28: rkt.agent.v1.Agent.StartApp:output_type -> rkt.agent.v1.StartAppResponse
+	18, // 29: rkt.agent.v1.Agent.WaitApp:output_type -> rkt.agent.v1.WaitAppResponse
+	20, // 30: rkt.agent.v1.Agent.SignalApp:output_type -> rkt.agent.v1.SignalAppResponse
+	22, // 31: rkt.agent.v1.Agent.ReadOutput:output_type -> rkt.agent.v1.OutputChunk
+	24, // 32: rkt.agent.v1.Agent.WriteInput:output_type -> rkt.agent.v1.WriteInputResponse
+	28, // 33: rkt.agent.v1.Agent.Exec:output_type -> rkt.agent.v1.ExecOutput
+	30, // 34: rkt.agent.v1.Agent.Shutdown:output_type -> rkt.agent.v1.ShutdownResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/tests/testutil"
 )
@@ -460,6 +461,49 @@ func testInteractive(t *testing.T, e *env) {
 			}
 		})
 	}
+}
+
+// testInteractiveTerminal: with --interactive on a terminal, the app
+// runs on a terminal of the user's size that follows resizes, reads what
+// the user types, is interrupted by ^C, and the user's terminal is left
+// as it was.
+func testInteractiveTerminal(t *testing.T, e *env) {
+	run := func(t *testing.T, e *env, script string) *testutil.Process {
+		t.Helper()
+		cmd := e.Cmd(e.runArgs(e.UUIDFile(), "--interactive", e.inspector, "--exec=/bin/busybox", "--", "sh", "-c", script)...)
+		return e.StartOnTerminal(cmd, 24, 100)
+	}
+	restored := func(t *testing.T, p *testutil.Process) {
+		t.Helper()
+		if attrs := p.TerminalAttrs(); attrs.Lflag&unix.ICANON == 0 || attrs.Lflag&unix.ECHO == 0 {
+			t.Errorf("after rkt run, the terminal is left without line editing or echo (lflag %#x)", attrs.Lflag)
+		}
+	}
+	t.Run("size, resize and typed input", func(t *testing.T) {
+		e := e.sub(t)
+		// The loop waits, boundedly, for the resize to reach the app.
+		p := run(t, e, `test -t 0 && test -t 1 && test -t 2 && echo on-a-tty; echo size=$(stty size)
+for i in $(seq 100); do [ "$(stty size)" = "30 120" ] && break; sleep 0.1; done; echo resized=$(stty size)
+read line; echo got-$line; exit 4`)
+		p.Expect(`on-a-tty\r?\nsize=24 100`)
+		p.Resize(30, 120)
+		p.Expect(`resized=30 120`)
+		p.Type("hello\r")
+		if r := p.Wait(); r.ExitCode != 4 || !strings.Contains(r.Stdout, "got-hello") {
+			t.Errorf("want the app to read the typed line and exit 4; got %v", r)
+		}
+		restored(t, p)
+	})
+	t.Run("^C interrupts the app", func(t *testing.T) {
+		e := e.sub(t)
+		p := run(t, e, `echo ready; exec sleep 60`)
+		p.Expect(`ready`)
+		p.Type("\x03")
+		if r := p.Wait(); r.ExitCode != 128+int(syscall.SIGINT) {
+			t.Errorf("want the app killed by SIGINT (exit 130); got %v", r)
+		}
+		restored(t, p)
+	})
 }
 
 // testGC: after gc --grace-period=0s, nothing of any pod is left: no pod

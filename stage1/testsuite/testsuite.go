@@ -3,7 +3,8 @@
 // description of the flavor, and every case drives the built rkt binary
 // (through tests/testutil) exactly as a user would: exit codes, output,
 // environment, users, working directory, exec overrides, volumes,
-// multi-app pods, enter, stop, status --wait, --interactive and gc.
+// multi-app pods, enter, stop, status --wait, --interactive (on pipes and
+// on a terminal) and gc.
 //
 // A flavor that cannot support a case lists it in Flavor.Skip with the
 // reason; the case is then reported as skipped with that reason, never
@@ -82,6 +83,7 @@ var cases = map[string]testCase{
 	"StartErrors":         testStartErrors,
 	"StatusWait":          testStatusWait,
 	"Interactive":         testInteractive,
+	"InteractiveTerminal": testInteractiveTerminal,
 	"GC":                  testGC,
 }
 

@@ -38,6 +38,7 @@ type Process struct {
 	cmd  *exec.Cmd
 	out  *output
 	done chan struct{}
+	term *os.File // the user's side of the terminal (StartOnTerminal), else nil
 }
 
 // Start starts rkt with args in the background. See Process.
