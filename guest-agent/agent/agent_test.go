@@ -637,6 +637,20 @@ func TestExec(t *testing.T) {
 			}
 		})
 	}
+	// A daemon the command started keeps the terminal open (it ignores
+	// the hang-up the command's exit sends it): the session still ends,
+	// with the exit status, once supervisor.OutputDrain has passed.
+	t.Run("tty: a daemon holding the terminal", func(t *testing.T) {
+		out, _, code := runExec(t, &api.ExecStart{App: "target", Args: []string{"/bin/sh", "-c", `trap "" HUP; sleep 1000 & echo daemon=$!`}, Tty: true}, "")
+		var pid int
+		if _, err := fmt.Sscanf(out, "daemon=%d", &pid); err != nil {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		unix.Kill(pid, unix.SIGKILL)
+		if code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	})
 	// ^C typed on the terminal interrupts the command: the terminal is
 	// its controlling terminal (the agent, PID 1 in the guest, has none to
 	// share). Without that, the sleep would run until the call's timeout.
