@@ -47,12 +47,15 @@ func enter(args []string) (int, error) {
 		if restore, err := makeRaw(); err == nil {
 			defer restore()
 		}
-		go forwardResizes(func(ws *api.WindowSize) error {
-			return stream.Send(&api.ExecInput{Input: &api.ExecInput_Resize{Resize: ws}})
-		})
 	}
 	if err := stream.Send(&api.ExecInput{Input: &api.ExecInput_Start{Start: start}}); err != nil {
 		return 0, fmt.Errorf("starting %v in app %s: %w", flags.Cmd, flags.AppName, err)
+	}
+	if flags.TTY {
+		// Only after the start: it must be the session's first message.
+		go forwardResizes(func(ws *api.WindowSize) error {
+			return stream.Send(&api.ExecInput{Input: &api.ExecInput_Resize{Resize: ws}})
+		})
 	}
 	go forwardStdin(stream)
 	for {

@@ -539,18 +539,18 @@ func (r *podRun) runApps() (int, error) {
 func (r *podRun) startApp(app *api.App) (flush func(), err error) {
 	ctx, cancel := r.untilVMExit(context.Background(), callTimeout)
 	defer cancel()
+	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
+		if errors.As(err, new(agentError)) {
+			return nil, err // the agent's message names the app
+		}
+		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
+	}
 	if app.Tty {
 		restore, err := makeRaw()
 		if err != nil {
 			return nil, fmt.Errorf("putting the terminal in raw mode for app %s: %w", app.Name, err)
 		}
 		r.restoreTerminal = restore
-	}
-	if _, err := r.agent.StartApp(ctx, &api.StartAppRequest{App: app}); err != nil {
-		if errors.As(err, new(agentError)) {
-			return nil, err // the agent's message names the app
-		}
-		return nil, fmt.Errorf("starting app %s: %w", app.Name, err)
 	}
 	log, err := os.Create(r.dir.LogFile(types.ACName(app.Name)))
 	if err != nil {
@@ -600,21 +600,38 @@ func (r *podRun) feedStdin(app *api.App) {
 	if err != nil {
 		return
 	}
-	if err := in.Send(&api.InputChunk{App: app.Name}); err != nil {
+	// Input and resizes are sent from two goroutines; the stream's end
+	// must not race with a resize (ttrpc's close flag is unguarded).
+	var (
+		mu     sync.Mutex
+		closed bool
+	)
+	send := func(c *api.InputChunk) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return io.ErrClosedPipe
+		}
+		return in.Send(c)
+	}
+	if err := send(&api.InputChunk{App: app.Name}); err != nil {
 		return
 	}
 	if app.Tty {
-		go forwardResizes(func(ws *api.WindowSize) error { return in.Send(&api.InputChunk{Resize: ws}) })
+		go forwardResizes(func(ws *api.WindowSize) error { return send(&api.InputChunk{Resize: ws}) })
 	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := os.Stdin.Read(buf)
 		if n > 0 {
-			if in.Send(&api.InputChunk{Data: append([]byte(nil), buf[:n]...)}) != nil {
+			if send(&api.InputChunk{Data: append([]byte(nil), buf[:n]...)}) != nil {
 				return
 			}
 		}
 		if err != nil {
+			mu.Lock()
+			closed = true
+			mu.Unlock()
 			in.CloseAndRecv()
 			return
 		}

@@ -49,17 +49,20 @@ func makeRaw() (restore func(), err error) {
 	}, nil
 }
 
-// forwardResizes sends the local terminal's new size on every SIGWINCH
-// until send fails, which ends the session it resizes.
+// forwardResizes sends the local terminal's size once, then again on
+// every SIGWINCH, until send fails: the session it resizes has ended. The
+// first send covers a resize between reading the initial size and
+// watching for SIGWINCH.
 func forwardResizes(send func(*api.WindowSize) error) {
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	defer signal.Stop(winch)
-	for range winch {
+	for {
 		if ws := windowSize(); ws != nil {
 			if send(ws) != nil {
 				return
 			}
 		}
+		<-winch
 	}
 }

@@ -264,7 +264,12 @@ func (a *Agent) StartApp(_ context.Context, req *api.StartAppRequest) (*api.Star
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "app %s: %v", spec.Name, err)
 	}
-	sup.Stdin, sup.Stdout, sup.Stderr = streams.childIn, streams.childOut, streams.childErr
+	sup.Stdout, sup.Stderr = streams.childOut, streams.childErr
+	if streams.childIn != nil {
+		// A nil *os.File in the interface would close the app's fd 0
+		// rather than give it /dev/null.
+		sup.Stdin = streams.childIn
+	}
 	sup.OwnTerminal = streams.tty
 	proc, err := a.cfg.Supervisor.Start(sup)
 	streams.closeChildEnds()

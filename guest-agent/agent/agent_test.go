@@ -477,8 +477,8 @@ func TestTerminal(t *testing.T) {
 	}{
 		{
 			name:   "stdio and size",
-			script: `test -t 0 && test -t 1 && test -t 2 && echo on-a-tty; [ "$(ps -o pid= -p $$)" ] ; stty size; echo to-stderr >&2`,
-			want:   []string{"on-a-tty\r\n", "24 80\r\n", "to-stderr\r\n"},
+			script: `test -t 0 && test -t 1 && test -t 2 && echo on-a-tty; set -- $(cat /proc/$$/stat); [ "$7" != 0 ] && echo controlling; stty size; echo to-stderr >&2`,
+			want:   []string{"on-a-tty\r\n", "controlling\r\n", "24 80\r\n", "to-stderr\r\n"},
 		},
 		{
 			name:   "typed input and resize",
@@ -552,6 +552,18 @@ func TestTerminal(t *testing.T) {
 			t.Errorf("the daemon (pid %d) is gone (%v): the stream should have ended on the drain bound, with the daemon running", pid, err)
 		}
 	})
+}
+
+// TestStdinWithoutInput: an app started without stdin reads /dev/null: an
+// open descriptor at its end, not a closed fd 0 (which the app's first
+// open would take).
+func TestStdinWithoutInput(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	out, errOut, st := f.run(t, shApp("quiet", "cat; echo cat=$?"))
+	if st.Code != 0 || out != "cat=0\n" {
+		t.Errorf("the app's stdin: %q (exit %v, stderr %q), want cat=0, reading nothing", out, st, errOut)
+	}
 }
 
 func TestExec(t *testing.T) {

@@ -130,11 +130,20 @@ func (s *stdio) closeInput() {
 }
 
 // resize sets the terminal's size, which signals SIGWINCH to its
-// foreground process group; without a terminal it does nothing.
+// foreground process group; without a terminal it does nothing. The
+// ioctl runs under the file's reference (Control), so a concurrent
+// closeOutputs cannot hand its descriptor number to another file first.
 func (s *stdio) resize(ws *api.WindowSize) {
-	if s.tty && ws != nil {
-		unix.IoctlSetWinsize(int(s.out.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(ws.Rows), Col: uint16(ws.Cols)})
+	if !s.tty || ws == nil {
+		return
 	}
+	rc, err := s.out.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(ws.Rows), Col: uint16(ws.Cols)})
+	})
 }
 
 // closeChildEnds closes the agent's copies of the process's ends, once the

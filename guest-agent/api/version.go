@@ -11,4 +11,4 @@ package api
 // refuses an agent that answers another one: a stage1 image always ships
 // its host binary and its agent together, so a mismatch means a broken
 // build, not a case to negotiate.
-const APIVersion = 1
+const APIVersion = 2
