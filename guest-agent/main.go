@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"rkt.dev/rkt/guest-agent/agent"
+	"rkt.dev/rkt/guest-agent/api"
 	"rkt.dev/rkt/stage1/supervisor"
 )
 
@@ -100,7 +101,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logf("serving the agent API over %s", kind)
+	logf("%s %s", api.ServingNotice, kind)
 	go watchPowerButton(a)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), l) }()

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
@@ -69,6 +72,56 @@ func (guestSystem) MountShare(tag, target string, readOnly bool) error {
 		flags |= unix.MS_RDONLY
 	}
 	return unix.Mount(tag, target, "virtiofs", flags, "")
+}
+
+// MountDisk implements agent.System. The block device's cache is dropped
+// first: a VM restored from a template may hold blocks its template read
+// from the placeholder disk the image has since replaced.
+func (guestSystem) MountDisk(serial, target string) error {
+	dev, err := guestos.FindDisk(serial)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		return err
+	}
+	err = unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("dropping the cache of %s: %w", dev, err)
+	}
+	return unix.Mount(dev, target, "erofs", unix.MS_RDONLY|unix.MS_NODEV, "")
+}
+
+// SeedRandom implements agent.System: RNDADDENTROPY credits the seed (the
+// host's getrandom output, so fully), RNDRESEEDCRNG makes the generator
+// use it now rather than at its next periodic reseed.
+func (guestSystem) SeedRandom(seed []byte) error {
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// struct rand_pool_info: int entropy_count, int buf_size, then the
+	// bytes.
+	info := make([]byte, 8+len(seed))
+	binary.NativeEndian.PutUint32(info[0:], uint32(8*len(seed)))
+	binary.NativeEndian.PutUint32(info[4:], uint32(len(seed)))
+	copy(info[8:], seed)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
+		return fmt.Errorf("RNDADDENTROPY: %w", errno)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0); errno != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", errno)
+	}
+	return nil
+}
+
+// SetClock implements agent.System.
+func (guestSystem) SetClock(t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	return unix.ClockSettime(unix.CLOCK_REALTIME, &ts)
 }
 
 // Sync implements agent.System.

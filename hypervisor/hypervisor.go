@@ -67,6 +67,33 @@ type Share struct {
 	Socket string
 }
 
+// Disk is a read-only raw image the guest sees as a virtio-blk disk.
+type Disk struct {
+	// Serial names the disk to the guest (/sys/block/vdX/serial); at most
+	// 20 bytes.
+	Serial string
+	// Path is the image file.
+	Path string
+}
+
+// Snapshot ties a VM to a VM template saved on the host: its guest RAM is
+// the file Memory. A template (Restore false) maps it shared, so the
+// guest's RAM ends up in the file, and VM.SaveSnapshot writes the state of
+// its CPU and devices to State. A clone (Restore true) maps Memory
+// privately, copy on write, and resumes from State instead of booting:
+// clones share the template's pages until they write to them.
+//
+// A clone's machine must be its template's: memory size, vCPUs, agent
+// transport (virtio-serial) and the number of disks (their files may
+// differ; the guest reads the new ones once it drops its block cache).
+// Neither may have vhost-user devices (virtio-fs shares, the userspace
+// vsock device), whose state QEMU cannot save.
+type Snapshot struct {
+	Memory  string
+	State   string
+	Restore bool
+}
+
 // NIC is a virtio network interface backed by a host tap device.
 type NIC struct {
 	// Tap is the name of an existing tap device, in the network namespace
@@ -103,6 +130,10 @@ type Config struct {
 	Shares []Share
 	// NICs are the network interfaces, in guest order (eth0 first).
 	NICs []NIC
+	// Disks are read-only images for the guest.
+	Disks []Disk
+	// Snapshot makes the VM a template or a clone of one.
+	Snapshot *Snapshot
 	// NetNS, when set, is the path of the network namespace the
 	// hypervisor runs in: where its NICs' tap devices are.
 	NetNS string
@@ -139,6 +170,10 @@ type VM interface {
 	// within a few seconds after ctx is done, and it returns nil once the
 	// hypervisor process is gone.
 	Stop(ctx context.Context, force bool) error
+	// SaveSnapshot pauses a template VM (Config.Snapshot with Restore
+	// false) for good and writes its state to Config.Snapshot.State; the
+	// caller then stops it. Its RAM is already in Config.Snapshot.Memory.
+	SaveSnapshot(ctx context.Context) error
 	// Wait blocks until the hypervisor process has exited and reports
 	// how. The error is nil for a clean guest power-off and for a stop
 	// the host asked for, and describes the failure otherwise. It may be

@@ -20,6 +20,9 @@ type share struct {
 	// never change while a pod uses them, "auto" for volumes, which the
 	// host may change.
 	Cache string
+	// Image is set for an image tree (an app's rootfs), which can also
+	// reach the guest as an erofs disk; volumes cannot.
+	Image bool
 }
 
 // vmPlan is everything the VM and the agent are told about a pod.
@@ -73,7 +76,7 @@ func planPod(p *stage1.Pod, flags stage1.RunFlags, hostCPUs int) (*vmPlan, error
 		if !ok {
 			tag = "r" + strconv.Itoa(len(treeTags))
 			treeTags[a.TreeRootfs] = tag
-			plan.Shares = append(plan.Shares, share{Tag: tag, Source: a.TreeRootfs, ReadOnly: true, Cache: "always"})
+			plan.Shares = append(plan.Shares, share{Tag: tag, Source: a.TreeRootfs, ReadOnly: true, Cache: "always", Image: true})
 		}
 		app := &api.App{
 			Name:             a.Name.String(),

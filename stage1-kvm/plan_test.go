@@ -29,8 +29,8 @@ func TestPlanPod(t *testing.T) {
 	wantShares := []share{
 		{Tag: "v0", Source: "/etc/cfg", ReadOnly: true, Cache: "auto"},
 		{Tag: "v1", Source: "/srv/data", Cache: "auto"},
-		{Tag: "r0", Source: "/t/1/rootfs", ReadOnly: true, Cache: "always"},
-		{Tag: "r1", Source: "/t/2/rootfs", ReadOnly: true, Cache: "always"},
+		{Tag: "r0", Source: "/t/1/rootfs", ReadOnly: true, Cache: "always", Image: true},
+		{Tag: "r1", Source: "/t/2/rootfs", ReadOnly: true, Cache: "always", Image: true},
 	}
 	if len(plan.Shares) != len(wantShares) {
 		t.Fatalf("shares = %+v, want %+v", plan.Shares, wantShares)

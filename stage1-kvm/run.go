@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,10 @@ type podRun struct {
 	// joined to them (nil with --net=none).
 	netInfo *network.Info
 	taps    []network.Tap
+
+	// tmpl is set when the pod resumes a VM template (template.go)
+	// instead of booting.
+	tmpl *templatePlan
 
 	fsds    []*virtiofsd
 	fsdLog  *tail.Buffer
@@ -173,6 +178,7 @@ func runPod(args []string) (int, error) {
 	}{
 		{"loading the pod", r.load},
 		{"preparing the runtime directory", r.prepareRuntime},
+		{"preparing the VM template", r.prepareTemplate},
 		{"starting virtiofsd", r.startShares},
 		{"setting up the network", r.setupNetwork},
 		{"booting the VM", r.boot},
@@ -253,7 +259,21 @@ func (r *podRun) prepareRuntime() error {
 	return r.state.save(dir)
 }
 
+// prepareTemplate decides whether the pod resumes a VM template, and
+// makes the image disks it needs (template.go).
+func (r *podRun) prepareTemplate() error {
+	tp, why := r.planTemplate(qemu.DefaultBinary)
+	if tp == nil {
+		r.debugf("booting the VM, not resuming a template: %s", why)
+	}
+	r.tmpl = tp
+	return nil
+}
+
 func (r *podRun) startShares() error {
+	if r.tmpl != nil {
+		return nil // image disks instead
+	}
 	var log io.Writer = r.fsdLog
 	if r.flags.Debug {
 		log = io.MultiWriter(r.stderr, r.fsdLog)
@@ -300,9 +320,96 @@ func (r *podRun) setupNetwork() error {
 }
 
 func (r *podRun) boot() error {
-	stage1Root := r.dir.Stage1Rootfs()
+	cfg, err := r.vmConfig()
+	if err != nil {
+		return err
+	}
+	if r.tmpl != nil {
+		err := r.resume(cfg)
+		if err == nil || r.setupCtx.Err() != nil {
+			return err
+		}
+		fmt.Fprintf(r.stderr, "stage1-kvm: %v; booting the VM instead\n", err)
+		r.abandonVM()
+		r.tmpl = nil
+		if err := r.startShares(); err != nil {
+			return err
+		}
+	}
 	kind, why := transport.Choose()
 	r.debugf("%s", why)
+	cfg.Agent = kind
+	for i, s := range r.plan.Shares {
+		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: s.Tag, Socket: r.fsds[i].socket})
+	}
+	ctx, cancel := context.WithTimeout(r.setupCtx, bootTimeout)
+	defer cancel()
+	// A missing QEMU is reported by the driver with the package to install.
+	vm, err := qemu.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return r.started(vm)
+}
+
+// resumeConnectTimeout bounds reaching the agent of a resumed VM, which
+// answers within a fraction of a second when its template is sound.
+const resumeConnectTimeout = 15 * time.Second
+
+// resume starts the pod's VM from its template, making the template first
+// if there is none yet, and connects to its agent. Each of the three gets
+// its own time bound. A template QEMU cannot resume, or whose agent does
+// not answer, is discarded (unless time ran out or the run was stopped).
+func (r *podRun) resume(cfg hypervisor.Config) error {
+	cfg = templateConfig(cfg, r.tmpl)
+	ctx, cancel := context.WithTimeout(r.setupCtx, bootTimeout)
+	lock, err := r.tmpl.ensure(ctx, cfg, r.debugf)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	cfg.Snapshot = r.tmpl.snapshot(true)
+	ctx, cancel = context.WithTimeout(r.setupCtx, bootTimeout)
+	defer cancel()
+	vm, err := qemu.Start(ctx, cfg)
+	if err != nil {
+		if ctx.Err() == nil {
+			// Not for want of time: the template is of no use.
+			r.tmpl.discard(lock)
+		}
+		return fmt.Errorf("resuming VM template %s: %w", r.tmpl.dir, err)
+	}
+	r.tmpl.markUsed()
+	r.debugf("resumed VM template %s", r.tmpl.dir)
+	if err := r.started(vm); err != nil {
+		return err
+	}
+	if err := r.connectWithin(resumeConnectTimeout); err != nil {
+		if r.setupCtx.Err() == nil {
+			r.tmpl.discard(lock)
+		}
+		return fmt.Errorf("the agent of the VM resumed from template %s: %w", r.tmpl.dir, err)
+	}
+	return nil
+}
+
+// abandonVM stops a VM the pod will not use, and forgets it and its agent
+// connection.
+func (r *podRun) abandonVM() {
+	if r.client != nil {
+		r.client.Close()
+		r.client, r.agent = nil, nil
+	}
+	if r.stopVM() {
+		r.vm, r.vmDone = nil, make(chan struct{})
+	}
+}
+
+// vmConfig is the pod's VM without its agent transport and virtio-fs
+// shares, which depend on whether it boots or resumes a template.
+func (r *podRun) vmConfig() (hypervisor.Config, error) {
+	stage1Root := r.dir.Stage1Rootfs()
 	var console io.Writer = r.console
 	if r.flags.Debug {
 		console = io.MultiWriter(r.stderr, r.console)
@@ -313,31 +420,26 @@ func (r *podRun) boot() error {
 		Cmdline:    os.Getenv(EnvExtraKernelParams),
 		MemoryMiB:  r.plan.Size.MemoryMiB,
 		VCPUs:      r.plan.Size.VCPUs,
-		Agent:      kind,
 		Console:    console,
 		RuntimeDir: r.rtDir,
 		Debug:      r.flags.Debug,
 	}
-	for i, s := range r.plan.Shares {
-		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: s.Tag, Socket: r.fsds[i].socket})
-	}
 	for _, t := range r.taps {
 		mac, err := net.ParseMAC(t.Attachment.MAC)
 		if err != nil {
-			return fmt.Errorf("network %s: %w", t.Attachment.NetName, err)
+			return cfg, fmt.Errorf("network %s: %w", t.Attachment.NetName, err)
 		}
 		cfg.NICs = append(cfg.NICs, hypervisor.NIC{Tap: t.Name, MAC: mac})
 	}
 	if r.netInfo != nil {
 		cfg.NetNS = r.netInfo.Netns
 	}
-	ctx, cancel := context.WithTimeout(r.setupCtx, bootTimeout)
-	defer cancel()
-	// A missing QEMU is reported by the driver with the package to install.
-	vm, err := qemu.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
+	return cfg, nil
+}
+
+// started records the pod's running VM.
+func (r *podRun) started(vm hypervisor.VM) error {
+	var err error
 	r.vm = vm
 	go func() {
 		r.vmState, r.vmErr = vm.Wait()
@@ -371,9 +473,18 @@ func (r *podRun) untilVMExit(parent context.Context, timeout time.Duration) (con
 	return ctx, cancel
 }
 
+// connect reaches the agent, unless resume did.
 func (r *podRun) connect() error {
+	if r.agent != nil {
+		return nil
+	}
+	return r.connectWithin(bootTimeout)
+}
+
+// connectWithin connects to the agent and checks its API version.
+func (r *podRun) connectWithin(timeout time.Duration) error {
 	started := time.Now()
-	ctx, cancel := r.untilVMExit(r.setupCtx, bootTimeout)
+	ctx, cancel := r.untilVMExit(r.setupCtx, timeout)
 	defer cancel()
 	conn, err := r.vm.DialAgent(ctx)
 	if err != nil {
@@ -390,7 +501,7 @@ func (r *podRun) connect() error {
 			// Over vsock an agent that never listens refuses every
 			// connection, where virtio-serial accepts one nobody
 			// serves.
-			return fmt.Errorf("the guest agent did not answer within %v: %w", bootTimeout, err)
+			return fmt.Errorf("the guest agent did not answer within %v: %w", timeout, err)
 		}
 		return err
 	}
@@ -399,7 +510,7 @@ func (r *podRun) connect() error {
 	v, err := r.agent.Version(ctx, &api.VersionRequest{ApiVersion: api.APIVersion})
 	if err != nil {
 		if ctx.Err() != nil && !r.vmExited() {
-			return fmt.Errorf("the guest agent did not answer within %v", bootTimeout)
+			return fmt.Errorf("the guest agent did not answer within %v", timeout)
 		}
 		return err
 	}
@@ -410,9 +521,17 @@ func (r *podRun) connect() error {
 func (r *podRun) setupPod() error {
 	ctx, cancel := r.untilVMExit(r.setupCtx, callTimeout)
 	defer cancel()
-	req := &api.SetupPodRequest{Hostname: r.plan.Hostname, Volumes: r.plan.Volumes}
+	req := &api.SetupPodRequest{Hostname: r.plan.Hostname, Volumes: r.plan.Volumes, HostTimeUnixNano: time.Now().UnixNano()}
+	req.Entropy = make([]byte, 32)
+	if _, err := rand.Read(req.Entropy); err != nil {
+		return fmt.Errorf("reading entropy for the guest: %w", err)
+	}
 	for _, s := range r.plan.Shares {
-		req.Shares = append(req.Shares, &api.Share{Tag: s.Tag, ReadOnly: s.ReadOnly})
+		sh := &api.Share{Tag: s.Tag, ReadOnly: s.ReadOnly}
+		if r.tmpl != nil {
+			sh.Disk = s.Tag
+		}
+		req.Shares = append(req.Shares, sh)
 	}
 	if err := r.guestNetwork(req); err != nil {
 		return err

@@ -38,6 +38,14 @@ type System interface {
 	// MountShare mounts the virtio-fs share tag on target (an existing
 	// directory), read-only if asked.
 	MountShare(tag, target string, readOnly bool) error
+	// MountDisk mounts, read-only on target, the erofs image on the
+	// virtio-blk disk with the given serial.
+	MountDisk(serial, target string) error
+	// SeedRandom credits seed to the kernel's random pool and reseeds
+	// its generator at once.
+	SeedRandom(seed []byte) error
+	// SetClock sets the wall clock.
+	SetClock(t time.Time) error
 	// KernelRelease is uname -r.
 	KernelRelease() string
 	// ConfigureNetwork brings up the interfaces (matched by MAC) with
@@ -139,6 +147,18 @@ func (a *Agent) SetupPod(_ context.Context, req *api.SetupPodRequest) (*api.Setu
 	if err := a.cfg.System.WaitBoot(); err != nil {
 		return nil, status.Errorf(codes.Internal, "setting up the guest: %v", err)
 	}
+	// First, before anything of the pod uses them: a VM restored from a
+	// template shares its random state and a stale clock with every other.
+	if len(req.Entropy) > 0 {
+		if err := a.cfg.System.SeedRandom(req.Entropy); err != nil {
+			return nil, status.Errorf(codes.Internal, "seeding the guest's random generator: %v", err)
+		}
+	}
+	if req.HostTimeUnixNano != 0 {
+		if err := a.cfg.System.SetClock(time.Unix(0, req.HostTimeUnixNano)); err != nil {
+			return nil, status.Errorf(codes.Internal, "setting the guest's clock: %v", err)
+		}
+	}
 	if req.Hostname != "" {
 		if err := a.cfg.System.SetHostname(req.Hostname); err != nil {
 			return nil, status.Errorf(codes.Internal, "setting the hostname to %q: %v", req.Hostname, err)
@@ -173,7 +193,14 @@ func (a *Agent) SetupPod(_ context.Context, req *api.SetupPodRequest) (*api.Setu
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return nil, status.Errorf(codes.Internal, "creating the mount point of share %s: %v", s.Tag, err)
 		}
-		if err := a.cfg.System.MountShare(s.Tag, target, s.ReadOnly); err != nil {
+		mount := func() error { return a.cfg.System.MountShare(s.Tag, target, s.ReadOnly) }
+		if s.Disk != "" {
+			if !s.ReadOnly {
+				return nil, status.Errorf(codes.InvalidArgument, "share %s: a disk share is read-only", s.Tag)
+			}
+			mount = func() error { return a.cfg.System.MountDisk(s.Disk, target) }
+		}
+		if err := mount(); err != nil {
 			return nil, status.Errorf(codes.Internal, "mounting share %s: %v", s.Tag, err)
 		}
 		a.shares[s.Tag] = target

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -43,6 +44,11 @@ type hostSystem struct {
 	hostname string
 	ifaces   []*api.Interface
 	synced   atomic.Bool
+	// calls lists MountShare, MountDisk, SeedRandom and SetClock calls in
+	// order, with their main argument.
+	calls []string
+	seed  []byte
+	clock time.Time
 }
 
 func (h *hostSystem) SetHostname(name string) error { h.hostname = name; return nil }
@@ -57,10 +63,35 @@ func (h *hostSystem) ConfigureNetwork(ifaces []*api.Interface) error {
 	return nil
 }
 
+// MountDisk stands a disk in with the source named "disk:SERIAL".
+func (h *hostSystem) MountDisk(serial, target string) error {
+	h.calls = append(h.calls, "disk "+serial)
+	return h.bind("disk:"+serial, target, true)
+}
+
+// SeedRandom records the seed.
+func (h *hostSystem) SeedRandom(seed []byte) error {
+	h.calls, h.seed = append(h.calls, "seed"), seed
+	return nil
+}
+
+// SetClock records the time.
+func (h *hostSystem) SetClock(t time.Time) error {
+	h.calls, h.clock = append(h.calls, "clock"), t
+	return nil
+}
+
+// MountShare bind-mounts the source named tag.
 func (h *hostSystem) MountShare(tag, target string, readOnly bool) error {
-	src, ok := h.sources[tag]
+	h.calls = append(h.calls, "share "+tag)
+	return h.bind(tag, target, readOnly)
+}
+
+// bind mounts the named source on target, unmounted when the test ends.
+func (h *hostSystem) bind(source, target string, readOnly bool) error {
+	src, ok := h.sources[source]
 	if !ok {
-		return errors.New("no such share " + tag)
+		return errors.New("no such share " + source)
 	}
 	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
 		return err
@@ -702,6 +733,43 @@ func TestExec(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSetupFromTemplate: a pod in a VM restored from a template gets the
+// host's entropy and clock before anything else, and its image from a disk.
+func TestSetupFromTemplate(t *testing.T) {
+	f := newFixture(t)
+	f.sys.sources["disk:img0"] = f.sys.sources["image"]
+	now := time.Now()
+	seed := []byte("0123456789abcdef0123456789abcdef")
+	_, err := f.client.SetupPod(ctx(t), &api.SetupPodRequest{
+		Shares:           []*api.Share{{Tag: "rootfs", ReadOnly: true, Disk: "img0"}},
+		Entropy:          seed,
+		HostTimeUnixNano: now.UnixNano(),
+	})
+	if err != nil {
+		t.Fatalf("SetupPod: %v", err)
+	}
+	if want := []string{"seed", "clock", "disk img0"}; !slices.Equal(f.sys.calls, want) {
+		t.Errorf("calls %q, want %q", f.sys.calls, want)
+	}
+	if !bytes.Equal(f.sys.seed, seed) || !f.sys.clock.Equal(time.Unix(0, now.UnixNano())) {
+		t.Errorf("seed %q, clock %v; want %q and %v", f.sys.seed, f.sys.clock, seed, now)
+	}
+	app := shApp("fromdisk", "echo ran")
+	app.RootfsShare = "rootfs"
+	if out, _, st := f.run(t, app); out != "ran\n" || st.Code != 0 {
+		t.Errorf("app on the disk share: %q %v", out, st)
+	}
+}
+
+// TestDiskShareIsReadOnly: an erofs disk cannot be asked for writable.
+func TestDiskShareIsReadOnly(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.client.SetupPod(ctx(t), &api.SetupPodRequest{Shares: []*api.Share{{Tag: "rootfs", Disk: "img0"}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("SetupPod with a writable disk share: %v, want InvalidArgument", err)
+	}
 }
 
 func TestNetworkAndEtcFiles(t *testing.T) {

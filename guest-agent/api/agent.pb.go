@@ -177,11 +177,15 @@ func (x *VersionResponse) GetKernelRelease() string {
 	return ""
 }
 
-// Share is a virtio-fs export the agent mounts at /run/rkt/shares/<tag>.
+// Share is a file system the agent mounts at /run/rkt/shares/<tag>: a
+// virtio-fs export named tag, or, when disk is set, the erofs image on the
+// read-only virtio-blk disk whose serial is disk (a pod started from a VM
+// template, whose devices cannot include virtio-fs).
 type Share struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tag           string                 `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
 	ReadOnly      bool                   `protobuf:"varint,2,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	Disk          string                 `protobuf:"bytes,3,opt,name=disk,proto3" json:"disk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +232,13 @@ func (x *Share) GetReadOnly() bool {
 		return x.ReadOnly
 	}
 	return false
+}
+
+func (x *Share) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
 }
 
 // Volume is a pod volume that apps mount by name.
@@ -402,10 +413,17 @@ type SetupPodRequest struct {
 	Interfaces []*Interface `protobuf:"bytes,4,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
 	// resolv_conf and hosts, when set, become every app's /etc/resolv.conf
 	// and /etc/hosts.
-	ResolvConf    string `protobuf:"bytes,6,opt,name=resolv_conf,json=resolvConf,proto3" json:"resolv_conf,omitempty"`
-	Hosts         string `protobuf:"bytes,7,opt,name=hosts,proto3" json:"hosts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ResolvConf string `protobuf:"bytes,6,opt,name=resolv_conf,json=resolvConf,proto3" json:"resolv_conf,omitempty"`
+	Hosts      string `protobuf:"bytes,7,opt,name=hosts,proto3" json:"hosts,omitempty"`
+	// entropy, from the host's getrandom, is credited to the guest's
+	// random pool, which is then reseeded: VMs restored from one template
+	// snapshot start with the same pool and must not share its output.
+	Entropy []byte `protobuf:"bytes,8,opt,name=entropy,proto3" json:"entropy,omitempty"`
+	// host_time_unix_nano sets the guest's wall clock: a restored VM's
+	// clock runs on from the moment its template was saved.
+	HostTimeUnixNano int64 `protobuf:"varint,9,opt,name=host_time_unix_nano,json=hostTimeUnixNano,proto3" json:"host_time_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SetupPodRequest) Reset() {
@@ -478,6 +496,20 @@ func (x *SetupPodRequest) GetHosts() string {
 		return x.Hosts
 	}
 	return ""
+}
+
+func (x *SetupPodRequest) GetEntropy() []byte {
+	if x != nil {
+		return x.Entropy
+	}
+	return nil
+}
+
+func (x *SetupPodRequest) GetHostTimeUnixNano() int64 {
+	if x != nil {
+		return x.HostTimeUnixNano
+	}
+	return 0
 }
 
 // Interface is the static configuration of one guest network interface.
@@ -2022,10 +2054,11 @@ const file_agent_proto_rawDesc = "" +
 	"\x0fVersionResponse\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\rR\n" +
 	"apiVersion\x12%\n" +
-	"\x0ekernel_release\x18\x02 \x01(\tR\rkernelRelease\"6\n" +
+	"\x0ekernel_release\x18\x02 \x01(\tR\rkernelRelease\"J\n" +
 	"\x05Share\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x1b\n" +
-	"\tread_only\x18\x02 \x01(\bR\breadOnly\"\x8e\x01\n" +
+	"\tread_only\x18\x02 \x01(\bR\breadOnly\x12\x12\n" +
+	"\x04disk\x18\x03 \x01(\tR\x04disk\"\x8e\x01\n" +
 	"\x06Volume\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x05share\x18\x02 \x01(\tH\x00R\x05share\x121\n" +
@@ -2035,7 +2068,7 @@ const file_agent_proto_rawDesc = "" +
 	"\vEmptyVolume\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\rR\x04mode\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\x03 \x01(\rR\x03gid\"\xfa\x01\n" +
+	"\x03gid\x18\x03 \x01(\rR\x03gid\"\xc3\x02\n" +
 	"\x0fSetupPodRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12+\n" +
 	"\x06shares\x18\x02 \x03(\v2\x13.rkt.agent.v1.ShareR\x06shares\x12.\n" +
@@ -2045,7 +2078,9 @@ const file_agent_proto_rawDesc = "" +
 	"interfaces\x12\x1f\n" +
 	"\vresolv_conf\x18\x06 \x01(\tR\n" +
 	"resolvConf\x12\x14\n" +
-	"\x05hosts\x18\a \x01(\tR\x05hosts\"v\n" +
+	"\x05hosts\x18\a \x01(\tR\x05hosts\x12\x18\n" +
+	"\aentropy\x18\b \x01(\fR\aentropy\x12-\n" +
+	"\x13host_time_unix_nano\x18\t \x01(\x03R\x10hostTimeUnixNano\"v\n" +
 	"\tInterface\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +

@@ -12,3 +12,9 @@ package api
 // its host binary and its agent together, so a mismatch means a broken
 // build, not a case to negotiate.
 const APIVersion = 2
+
+// ServingNotice starts the console line the agent prints, after
+// "rkt-agent: ", once it serves the API: a VM template is saved when it
+// shows, before any host connection, so that the clones' agents start
+// with no connection state.
+const ServingNotice = "serving the agent API over"

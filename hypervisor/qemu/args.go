@@ -125,6 +125,17 @@ func args(l launch) []string {
 			"-chardev", fmt.Sprintf("socket,id=%s,path=%s", id, escape(s.Socket)),
 			"-device", fmt.Sprintf("%s,chardev=%s,tag=%s", device("vhost-user-fs"), id, escape(s.Tag)))
 	}
+	for i, d := range l.Disks {
+		id := fmt.Sprintf("disk%d", i)
+		a = append(a,
+			"-drive", fmt.Sprintf("if=none,id=%s,format=raw,readonly=on,file=%s", id, escape(d.Path)),
+			"-device", fmt.Sprintf("%s,drive=%s,serial=%s", device("virtio-blk"), id, escape(d.Serial)))
+	}
+	if l.Snapshot != nil && l.Snapshot.Restore {
+		// The state arrives over QMP (migrate-incoming), once the
+		// monitor has set the capabilities the template was saved with.
+		a = append(a, "-incoming", "defer")
+	}
 	for i, n := range l.NICs {
 		id := fmt.Sprintf("net%d", i)
 		vhost := "off"
@@ -142,8 +153,17 @@ func args(l launch) []string {
 // userspace vsock device) map guest RAM, so it is shared memory rather
 // than anonymous: the huge-page file of guestram.go when there is one,
 // aligned to 2 MiB so that the host can map it with huge pages, or else a
-// memfd.
+// memfd. A template's RAM is its memory file, shared so that it holds the
+// guest's memory; a clone maps that file privately.
 func ramBackend(l launch) string {
+	if s := l.Snapshot; s != nil {
+		if s.Restore {
+			// Opened by the driver and inherited: QEMU would create an
+			// empty file in place of a template removed meanwhile.
+			return fmt.Sprintf("memory-backend-file,id=mem,size=%dM,share=off,mem-path=/proc/self/fd/%d", l.MemoryMiB, memoryFD)
+		}
+		return fmt.Sprintf("memory-backend-file,id=mem,size=%dM,share=on,mem-path=%s", l.MemoryMiB, escape(s.Memory))
+	}
 	if l.hugeRAM {
 		return fmt.Sprintf("memory-backend-file,id=mem,size=%dM,share=on,mem-path=/proc/self/fd/%d,align=2M", l.MemoryMiB, ramFD)
 	}

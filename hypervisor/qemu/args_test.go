@@ -124,6 +124,34 @@ func TestArgs(t *testing.T) {
 			want: map[string][]string{"-device": {"vhost-user-fs-pci,chardev=fs0,tag=rootfs", "virtio-serial-pci,id=agentbus"}},
 		},
 		{
+			name: "disks",
+			launch: base(func(l *launch) {
+				l.Disks = []hypervisor.Disk{{Serial: "r0", Path: "/var/a,b.erofs"}}
+			}),
+			want: map[string][]string{
+				"-drive":  {"if=none,id=disk0,format=raw,readonly=on,file=/var/a,,b.erofs"},
+				"-device": {"virtio-blk-device,drive=disk0,serial=r0"},
+			},
+			wantNot: []string{"-incoming"},
+		},
+		{
+			name:    "template",
+			launch:  base(func(l *launch) { l.Snapshot = &hypervisor.Snapshot{Memory: "/run/t/memory", State: "/run/t/state"} }),
+			want:    map[string][]string{"-object": {"memory-backend-file,id=mem,size=512M,share=on,mem-path=/run/t/memory"}},
+			wantNot: []string{"memfd", "-incoming"},
+		},
+		{
+			name: "clone of a template",
+			launch: base(func(l *launch) {
+				l.Snapshot = &hypervisor.Snapshot{Memory: "/run/t/memory", State: "/run/t/state", Restore: true}
+			}),
+			want: map[string][]string{
+				"-object":   {"memory-backend-file,id=mem,size=512M,share=off,mem-path=/proc/self/fd/4"},
+				"-incoming": {"defer"},
+			},
+			wantNot: []string{"memfd"},
+		},
+		{
 			name: "nics without vhost-net",
 			launch: base(func(l *launch) {
 				l.NICs = []hypervisor.NIC{{Tap: "tap0", MAC: mac}, {Tap: "tap1"}}
@@ -215,7 +243,7 @@ func TestResolve(t *testing.T) {
 			c.Shares = shares(19)
 			c.NICs = []hypervisor.NIC{{Tap: "t0"}, {Tap: "t1"}}
 		}, ""},
-		{"more devices than microvm serves", func(c *hypervisor.Config) { c.Shares = shares(22) }, "needs 24 virtio devices (22 virtio-fs shares, 0 network interfaces"},
+		{"more devices than microvm serves", func(c *hypervisor.Config) { c.Shares = shares(22) }, "needs 24 virtio devices (22 virtio-fs shares, 0 disks, 0 network interfaces"},
 		{"q35 has room", func(c *hypervisor.Config) { c.Machine = hypervisor.Q35; c.Shares = shares(30) }, ""},
 		{"bad mac", func(c *hypervisor.Config) { c.NICs = []hypervisor.NIC{{Tap: "t", MAC: net.HardwareAddr{1}}} }, "not a 6-byte"},
 		{"long runtime dir", func(c *hypervisor.Config) { c.RuntimeDir = filepath.Join(dir, strings.Repeat("d", 100)) }, "longer than the 107 bytes"},

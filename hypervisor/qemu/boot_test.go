@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -269,4 +270,68 @@ func TestQEMUKilledOutside(t *testing.T) {
 		t.Fatalf("Wait = %v, %v; want a hypervisor failure by SIGKILL", state, err)
 	}
 	t.Logf("%v", err)
+}
+
+// TestSnapshot saves a booted guest as a template and resumes two clones
+// from it: each answers on the agent port without booting (no new boot
+// marker on its console), and the template's memory file is left as the
+// template wrote it, whatever the clones do.
+func TestSnapshot(t *testing.T) {
+	dir := shortTempDir(t)
+	snap := hypervisor.Snapshot{Memory: dir + "/memory", State: dir + "/state"}
+	echo := func(t *testing.T, vm hypervisor.VM, con *vmtest.Console, msg string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		defer cancel()
+		conn, err := vm.DialAgent(ctx)
+		if err != nil {
+			t.Fatalf("DialAgent: %v\nconsole:\n%s", err, con)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(bootTimeout))
+		if _, err := io.WriteString(conn, msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
+			t.Fatalf("echo = %q (%v), want %q", got, err, msg)
+		}
+	}
+	stop := func(t *testing.T, vm hypervisor.VM) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		defer cancel()
+		if err := vm.Stop(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	template, con, _ := boot(t, "echo", func(c *hypervisor.Config) { s := snap; c.Snapshot = &s })
+	echo(t, template, con, "template\n")
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	if err := template.SaveSnapshot(ctx); err != nil {
+		t.Fatalf("SaveSnapshot: %v\nconsole:\n%s", err, con)
+	}
+	stop(t, template)
+	saved, err := os.ReadFile(snap.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range []string{"clone 1", "clone 2"} {
+		t.Run(name, func(t *testing.T) {
+			started := time.Now()
+			clone, con, _ := boot(t, "echo", func(c *hypervisor.Config) { s := snap; s.Restore = true; c.Snapshot = &s })
+			echo(t, clone, con, name+"\n")
+			t.Logf("first echo %v after QEMU start", time.Since(started).Round(time.Millisecond))
+			if strings.Contains(con.String(), marker) {
+				t.Errorf("the clone booted instead of resuming:\n%s", con)
+			}
+			stop(t, clone)
+		})
+	}
+	if now, err := os.ReadFile(snap.Memory); err != nil || !bytes.Equal(now, saved) {
+		t.Errorf("the template's memory changed while clones ran (%v)", err)
+	}
 }

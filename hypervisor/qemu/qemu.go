@@ -220,11 +220,25 @@ func validate(c hypervisor.Config) error {
 			problems = append(problems, fmt.Sprintf("share %d needs both a tag and a virtiofsd socket", i))
 		}
 	}
-	// virtio-rng and the agent channel, then one device per share and NIC
-	// (args); QEMU's own error for one too many names a missing bus.
-	if n := 2 + len(c.Shares) + len(c.NICs); c.Machine == hypervisor.MicroVM && n > microvmVirtioTransports {
-		problems = append(problems, fmt.Sprintf("the VM needs %d virtio devices (%d virtio-fs shares, %d network interfaces, entropy and the agent channel), more than the %d a microvm machine serves",
-			n, len(c.Shares), len(c.NICs), microvmVirtioTransports))
+	// virtio-rng and the agent channel, then one device per share, disk
+	// and NIC (args); QEMU's own error for one too many names a missing
+	// bus.
+	if n := 2 + len(c.Shares) + len(c.Disks) + len(c.NICs); c.Machine == hypervisor.MicroVM && n > microvmVirtioTransports {
+		problems = append(problems, fmt.Sprintf("the VM needs %d virtio devices (%d virtio-fs shares, %d disks, %d network interfaces, entropy and the agent channel), more than the %d a microvm machine serves",
+			n, len(c.Shares), len(c.Disks), len(c.NICs), microvmVirtioTransports))
+	}
+	for i, d := range c.Disks {
+		if d.Serial == "" || len(d.Serial) > 20 || d.Path == "" {
+			problems = append(problems, fmt.Sprintf("disk %d needs a path and a serial of 1 to 20 bytes", i))
+		}
+	}
+	if s := c.Snapshot; s != nil {
+		if s.Memory == "" || s.State == "" {
+			problems = append(problems, "a snapshot needs both a memory file and a state file")
+		}
+		if len(c.Shares) > 0 || c.Agent != transport.Serial {
+			problems = append(problems, "a template VM and its clones can have neither virtio-fs shares nor a vsock device, whose state QEMU cannot save; give the agent the virtio-serial transport")
+		}
 	}
 	for i, n := range c.NICs {
 		if n.Tap == "" {
@@ -307,6 +321,12 @@ type vm struct {
 
 	killed atomic.Bool // Stop sent SIGKILL
 
+	// snapshot is the Config's; restore is set when QEMU was started to
+	// resume from its state, inherited as stateFD.
+	snapshot   *hypervisor.Snapshot
+	restore    bool
+	runtimeDir string
+
 	// done is closed once state and err are final.
 	done  chan struct{}
 	state hypervisor.ExitState
@@ -317,14 +337,37 @@ type vm struct {
 
 // start runs QEMU once, connects the monitor and lets the guest run.
 func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, error) {
-	ram, ramErr := guestRAMFile(l.MemoryMiB)
-	memory := "shared tmpfs file with transparent huge pages"
-	if ramErr == nil {
-		l.hugeRAM = true
-		// QEMU holds the only other reference once started.
-		defer ram.Close()
-	} else {
-		memory = fmt.Sprintf("shared memfd, 4 KiB pages (%v)", ramErr)
+	var (
+		ram, state, tmplRAM *os.File
+		memory              string
+	)
+	switch s := l.Snapshot; {
+	case s == nil:
+		var ramErr error
+		ram, ramErr = guestRAMFile(l.MemoryMiB)
+		memory = "shared tmpfs file with transparent huge pages"
+		if ramErr == nil {
+			l.hugeRAM = true
+			// QEMU holds the only other reference once started.
+			defer ram.Close()
+		} else {
+			memory = fmt.Sprintf("shared memfd, 4 KiB pages (%v)", ramErr)
+		}
+	case s.Restore:
+		memory = "private copy-on-write mapping of the template's RAM " + s.Memory
+		var err error
+		if state, err = os.Open(s.State); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRestore, err)
+		}
+		defer state.Close()
+		// Read-write only because QEMU opens it so; the mapping is
+		// private.
+		if tmplRAM, err = os.OpenFile(s.Memory, os.O_RDWR, 0); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRestore, err)
+		}
+		defer tmplRAM.Close()
+	default:
+		memory = "template RAM file " + s.Memory
 	}
 	argv := args(l)
 	v := &vm{
@@ -366,6 +409,12 @@ func start(ctx context.Context, l launch, notice string, cleanup func()) (*vm, e
 	if l.hugeRAM {
 		v.cmd.ExtraFiles = []*os.File{ram} // descriptor ramFD
 	}
+	if state != nil {
+		v.cmd.ExtraFiles = []*os.File{state, tmplRAM} // descriptors stateFD, memoryFD
+		v.restore = true
+	}
+	v.snapshot = l.Snapshot
+	v.runtimeDir = filepath.Dir(l.qmpSocket)
 	v.cmd.Stdout = io.MultiWriter(&consoleWriter{w: l.Console}, v.console)
 	v.cmd.Stderr = v.stderr
 	// QEMU must not outlive the stage1 process that supervises it: if
@@ -440,6 +489,25 @@ func (v *vm) connect(ctx context.Context) error {
 		return fmt.Errorf("subscribing to QEMU's events: %w", err)
 	}
 	go v.watch(events)
+	if v.snapshot != nil {
+		// Guest RAM is the memory file, shared by template and clones:
+		// only the CPU and device state goes through the migration.
+		caps := map[string]any{"capabilities": []map[string]any{{"capability": "x-ignore-shared", "state": true}}}
+		if _, err := v.commandArgs(ctx, "migrate-set-capabilities", caps); err != nil {
+			return err
+		}
+	}
+	if v.restore {
+		if _, err := v.commandArgs(ctx, "migrate-incoming", map[string]string{"uri": fmt.Sprintf("fd:%d", stateFD)}); err != nil {
+			return fmt.Errorf("%w: %w", ErrRestore, err)
+		}
+		if err := v.waitMigration(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("resuming the VM template: %w", err)
+			}
+			return fmt.Errorf("%w: %w", ErrRestore, err)
+		}
+	}
 	if _, err := v.command(ctx, "cont"); err != nil {
 		return fmt.Errorf("starting the guest: %w", err)
 	}
@@ -636,10 +704,15 @@ func (v *vm) isExited() bool {
 	}
 }
 
-// command runs a QMP command, giving up when ctx is done or QEMU exits
-// (go-qemu's Run itself cannot be cancelled).
+// command runs a QMP command without arguments (see commandArgs).
 func (v *vm) command(ctx context.Context, name string) ([]byte, error) {
-	cmd, err := json.Marshal(qmp.Command{Execute: name})
+	return v.commandArgs(ctx, name, nil)
+}
+
+// commandArgs runs a QMP command, giving up when ctx is done or QEMU exits
+// (go-qemu's Run itself cannot be cancelled).
+func (v *vm) commandArgs(ctx context.Context, name string, args any) ([]byte, error) {
+	cmd, err := json.Marshal(qmp.Command{Execute: name, Args: args})
 	if err != nil {
 		return nil, err
 	}

@@ -31,13 +31,30 @@ func MountDevAndSys() error {
 
 // FindPort maps a virtio-serial port name to its /dev node through sysfs.
 func FindPort(name string) (string, error) {
-	names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
-	for _, p := range names {
-		if b, err := os.ReadFile(p); err == nil && string(bytes.TrimSpace(b)) == name {
-			return "/dev/" + filepath.Base(filepath.Dir(p)), nil
-		}
+	if dev, ok := findDevice("/sys/class/virtio-ports/*/name", name); ok {
+		return dev, nil
 	}
 	return "", fmt.Errorf("no virtio-serial port named %s", name)
+}
+
+// FindDisk maps a virtio-blk disk's serial to its /dev node through sysfs.
+func FindDisk(serial string) (string, error) {
+	if dev, ok := findDevice("/sys/block/vd*/serial", serial); ok {
+		return dev, nil
+	}
+	return "", fmt.Errorf("no virtio-blk disk with serial %s", serial)
+}
+
+// findDevice returns /dev/NAME for the first sysfs file matching pattern
+// (…/NAME/attribute) whose content is value.
+func findDevice(pattern, value string) (string, bool) {
+	files, _ := filepath.Glob(pattern)
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil && string(bytes.TrimSpace(b)) == value {
+			return "/dev/" + filepath.Base(filepath.Dir(p)), true
+		}
+	}
+	return "", false
 }
 
 // WaitPowerKey reads struct input_event records from an input device (on

@@ -22,6 +22,7 @@ func newEnv(t *testing.T, f Flavor) *env {
 	if f.Timeout > 0 {
 		c.Timeout = f.Timeout
 	}
+	c.Env = f.Env
 	e := &env{Ctx: c, t: t, f: f, inspector: c.Image("inspector")}
 	if f.Stage1Args != nil {
 		e.stage1 = f.Stage1Args(c)

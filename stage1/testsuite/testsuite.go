@@ -34,6 +34,9 @@ type Flavor struct {
 	Stage1Args func(c *testutil.Ctx) []string
 	// RunArgs are extra flags for every rkt run, such as --net=none.
 	RunArgs []string
+	// Env is extra environment for every rkt command, for a flavor
+	// whose stage1 has more than one way to run a pod.
+	Env []string
 	// Skip maps the name of a case (see Cases) the flavor cannot support
 	// to the reason. Unknown names fail the suite, so a renamed case
 	// cannot leave a stale skip behind.

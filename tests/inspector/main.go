@@ -16,6 +16,7 @@
 //	--print-cwd             cwd=DIR
 //	--print-hostname        hostname=H
 //	--print-kernel          kernel=RELEASE (uname -r)
+//	--print-time            time=NANOSECONDS (the wall clock, since the Unix epoch)
 //	--print-caps            cap-effective=0xHEX cap-permitted=0xHEX cap-bounding=0xHEX (16 hex digits)
 //	--print-caps-pid=PID    the same for process PID (0: the inspector itself), as rkt's inspector
 //	--print-no-new-privs    no-new-privs=0|1
@@ -64,6 +65,7 @@ type options struct {
 	msg, stderrMsg                 string
 	env                            listFlag
 	user, cwd, hostname, kernel    bool
+	clock                          bool
 	caps, noNewPrivs, seccomp      bool
 	capsPID                        int // -1: not asked
 	memoryLimit, cpuQuota, ipv4    bool
@@ -123,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.cwd, "print-cwd", false, "print the working directory")
 	fs.BoolVar(&o.hostname, "print-hostname", false, "print the hostname")
 	fs.BoolVar(&o.kernel, "print-kernel", false, "print the kernel release")
+	fs.BoolVar(&o.clock, "print-time", false, "print the wall clock in nanoseconds since the Unix epoch")
 	fs.BoolVar(&o.caps, "print-caps", false, "print effective, permitted and bounding capability sets")
 	fs.IntVar(&o.capsPID, "print-caps-pid", -1, "print the capability sets of process `PID` (0: this one)")
 	fs.BoolVar(&o.noNewPrivs, "print-no-new-privs", false, "print the no_new_privs flag")
@@ -221,6 +224,10 @@ func actions(o *options, stdin io.Reader) []action {
 		{"print-cwd", o.cwd, func(w, _ io.Writer) error { return printCwd(w) }},
 		{"print-hostname", o.hostname, func(w, _ io.Writer) error { return printHostname(w) }},
 		{"print-kernel", o.kernel, func(w, _ io.Writer) error { return printKernel(w) }},
+		{"print-time", o.clock, func(w, _ io.Writer) error {
+			_, err := fmt.Fprintf(w, "time=%d\n", time.Now().UnixNano())
+			return err
+		}},
 		{"print-caps", o.caps, func(w, _ io.Writer) error { return printStatus(w, 0, formatCaps) }},
 		{"print-caps-pid", o.capsPID >= 0, func(w, _ io.Writer) error { return printStatus(w, o.capsPID, formatCaps) }},
 		{"print-no-new-privs", o.noNewPrivs, func(w, _ io.Writer) error {

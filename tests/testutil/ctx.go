@@ -25,6 +25,8 @@ type Ctx struct {
 	// Timeout bounds each Run, RunCmd, Wait and Expect; tests that need
 	// longer (or want to fail faster) may change it.
 	Timeout time.Duration
+	// Env is added to the environment of every command from Cmd.
+	Env []string
 
 	t      testing.TB
 	binary string
@@ -105,7 +107,11 @@ func (c *Ctx) globalFlags() []string {
 // Tests that need stdin, extra environment or another user set them on the
 // command and run it with RunCmd or StartCmd.
 func (c *Ctx) Cmd(args ...string) *exec.Cmd {
-	return exec.Command(c.binary, append(c.globalFlags(), args...)...)
+	cmd := exec.Command(c.binary, append(c.globalFlags(), args...)...)
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
+	return cmd
 }
 
 // Run runs rkt with args and returns its output and exit code. A command
