@@ -59,6 +59,9 @@ const (
 	// vmEndGrace is how long a failed agent call waits for the VM to
 	// report that it ended, to explain the failure.
 	vmEndGrace = 5 * time.Second
+	// proxyDrain bounds how long a pod whose apps have all exited waits
+	// for calls still running through its proxy (rkt stop, rkt enter).
+	proxyDrain = 2 * time.Second
 	// lostAgentGrace is how long a broken agent connection waits for the
 	// VM to end by itself (a panicking guest) before it is killed.
 	lostAgentGrace = 10 * time.Second
@@ -774,7 +777,14 @@ func (r *podRun) shutdown(grace time.Duration) error {
 // if the guest does not power off in time.
 func (r *podRun) powerOff() {
 	err := r.shutdown(0)
-	r.proxySrv.Close()
+	// A call through the proxy may still be on its way back: the
+	// Shutdown of `rkt stop`, whose apps' exit is what brought the pod
+	// here. Closing at once would fail it with "ttrpc: closed".
+	ctx, cancel := context.WithTimeout(context.Background(), proxyDrain)
+	if r.proxySrv.Shutdown(ctx) != nil {
+		r.proxySrv.Close()
+	}
+	cancel()
 	r.client.Close()
 	if err == nil {
 		if r.stopVM() {
