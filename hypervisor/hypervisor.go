@@ -89,8 +89,11 @@ type Disk struct {
 // Neither may have vhost-user devices (virtio-fs shares, the userspace
 // vsock device), whose state QEMU cannot save.
 type Snapshot struct {
-	Memory  string
-	State   string
+	// Memory is the guest RAM file.
+	Memory string
+	// State is the saved CPU and device state.
+	State string
+	// Restore makes the VM a clone, resumed from Memory and State.
 	Restore bool
 }
 

@@ -329,11 +329,13 @@ func (r *podRun) boot() error {
 	}
 	if r.tmpl != nil {
 		err := r.resume(cfg)
-		if err == nil || r.setupCtx.Err() != nil {
+		if err == nil || r.setupCtx.Err() != nil || r.forceStopped() {
 			return err
 		}
+		if !r.abandonVM() {
+			return fmt.Errorf("%w; the resumed VM could not be stopped to boot one instead", err)
+		}
 		fmt.Fprintf(r.stderr, "stage1-kvm: %v; booting the VM instead\n", err)
-		r.abandonVM()
 		r.tmpl = nil
 		if err := r.startShares(); err != nil {
 			return err
@@ -372,13 +374,12 @@ func (r *podRun) resume(cfg hypervisor.Config) error {
 		return err
 	}
 	defer lock.Close()
-	cfg.Snapshot = r.tmpl.snapshot(true)
+	cfg.Snapshot = r.tmpl.clone()
 	ctx, cancel = context.WithTimeout(r.setupCtx, bootTimeout)
 	defer cancel()
 	vm, err := qemu.Start(ctx, cfg)
 	if err != nil {
-		if ctx.Err() == nil {
-			// Not for want of time: the template is of no use.
+		if errors.Is(err, qemu.ErrRestore) && ctx.Err() == nil {
 			r.tmpl.discard(lock)
 		}
 		return fmt.Errorf("resuming VM template %s: %w", r.tmpl.dir, err)
@@ -389,7 +390,7 @@ func (r *podRun) resume(cfg hypervisor.Config) error {
 		return err
 	}
 	if err := r.connectWithin(resumeConnectTimeout); err != nil {
-		if r.setupCtx.Err() == nil {
+		if r.setupCtx.Err() == nil && !r.forceStopped() {
 			r.tmpl.discard(lock)
 		}
 		return fmt.Errorf("the agent of the VM resumed from template %s: %w", r.tmpl.dir, err)
@@ -398,15 +399,28 @@ func (r *podRun) resume(cfg hypervisor.Config) error {
 }
 
 // abandonVM stops a VM the pod will not use, and forgets it and its agent
-// connection.
-func (r *podRun) abandonVM() {
+// connection. It reports false if the VM could not be stopped: the pod
+// must then not start another.
+func (r *podRun) abandonVM() bool {
 	if r.client != nil {
 		r.client.Close()
 		r.client, r.agent = nil, nil
 	}
-	if r.stopVM() {
-		r.vm, r.vmDone = nil, make(chan struct{})
+	if r.vm == nil {
+		return true
 	}
+	if !r.stopVM() {
+		return false
+	}
+	r.vm, r.vmDone = nil, make(chan struct{})
+	r.state.QEMU = hostProc{}
+	return r.state.save(r.rtDir) == nil
+}
+
+// forceStopped reports whether `rkt stop --force` killed the pod's VM.
+func (r *podRun) forceStopped() bool {
+	_, err := os.Stat(filepath.Join(r.rtDir, forceStopMarker))
+	return err == nil
 }
 
 // vmConfig is the pod's VM without its agent transport and virtio-fs
@@ -444,9 +458,10 @@ func (r *podRun) vmConfig() (hypervisor.Config, error) {
 func (r *podRun) started(vm hypervisor.VM) error {
 	var err error
 	r.vm = vm
+	vmDone := r.vmDone // abandonVM replaces the field
 	go func() {
 		r.vmState, r.vmErr = vm.Wait()
-		close(r.vmDone)
+		close(vmDone)
 	}()
 	info := vm.Info()
 	if info.Notice != "" {
@@ -466,9 +481,10 @@ func (r *podRun) started(vm hypervisor.VM) error {
 // that no call to the agent outlives it.
 func (r *podRun) untilVMExit(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
+	vmDone := r.vmDone // abandonVM replaces the field
 	go func() {
 		select {
-		case <-r.vmDone:
+		case <-vmDone:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -814,7 +830,7 @@ func (r *podRun) lostPod(reported []bool, callErr error) (int, error) {
 			missing = append(missing, r.pod.Apps[i].Name.String())
 		}
 	}
-	if _, err := os.Stat(filepath.Join(r.rtDir, forceStopMarker)); err == nil {
+	if r.forceStopped() {
 		for i, ok := range reported {
 			if !ok {
 				r.dir.WriteExitStatus(r.pod.Apps[i].Name, exitForceStopped)

@@ -159,9 +159,9 @@ func imageDisk(ctx context.Context, treeRootfs string) (string, error) {
 	return img, nil
 }
 
-// snapshot returns the template's files for a VM config.
-func (tp *templatePlan) snapshot(restore bool) *hypervisor.Snapshot {
-	return &hypervisor.Snapshot{Memory: filepath.Join(tp.dir, "memory"), State: filepath.Join(tp.dir, "state"), Restore: restore}
+// clone returns the Snapshot config of a VM resumed from the template.
+func (tp *templatePlan) clone() *hypervisor.Snapshot {
+	return &hypervisor.Snapshot{Memory: filepath.Join(tp.dir, "memory"), State: filepath.Join(tp.dir, "state"), Restore: true}
 }
 
 // ensure makes the template unless it exists, and returns its lock file,
