@@ -200,24 +200,7 @@ func TestAgentSerialEcho(t *testing.T) {
 	// Two connections in a row: the port must work again after the host
 	// side disconnects.
 	for i, msg := range []string{"ping over rkt.agent\n", "second connection\n"} {
-		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-		conn, err := vm.DialAgent(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("DialAgent #%d: %v\nconsole:\n%s", i+1, err, con)
-		}
-		conn.SetDeadline(time.Now().Add(bootTimeout))
-		if _, err := io.WriteString(conn, msg); err != nil {
-			t.Fatalf("write #%d: %v", i+1, err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(conn, got); err != nil {
-			t.Fatalf("read #%d: %v (got %q)\nconsole:\n%s", i+1, err, got, con)
-		}
-		conn.Close()
-		if string(got) != msg {
-			t.Fatalf("echo #%d = %q, want %q", i+1, got, msg)
-		}
+		agentEcho(t, vm, con, msg)
 		if i == 0 {
 			t.Logf("first agent round trip %v after QEMU start", time.Since(started).Round(time.Millisecond))
 		}
@@ -226,6 +209,27 @@ func TestAgentSerialEcho(t *testing.T) {
 	defer cancel()
 	if err := vm.Stop(ctx, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// agentEcho connects to the agent channel of a VM running floorinit's
+// echo mode, sends msg and checks it comes back, then hangs up.
+func agentEcho(t *testing.T, vm hypervisor.VM, con *vmtest.Console, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	conn, err := vm.DialAgent(ctx)
+	if err != nil {
+		t.Fatalf("DialAgent: %v\nconsole:\n%s", err, con)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(bootTimeout))
+	if _, err := io.WriteString(conn, msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
+		t.Fatalf("echo = %q (%v), want %q\nconsole:\n%s", got, err, msg, con)
 	}
 }
 
@@ -279,24 +283,6 @@ func TestQEMUKilledOutside(t *testing.T) {
 func TestSnapshot(t *testing.T) {
 	dir := shortTempDir(t)
 	snap := hypervisor.Snapshot{Memory: dir + "/memory", State: dir + "/state"}
-	echo := func(t *testing.T, vm hypervisor.VM, con *vmtest.Console, msg string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-		defer cancel()
-		conn, err := vm.DialAgent(ctx)
-		if err != nil {
-			t.Fatalf("DialAgent: %v\nconsole:\n%s", err, con)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(bootTimeout))
-		if _, err := io.WriteString(conn, msg); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
-			t.Fatalf("echo = %q (%v), want %q", got, err, msg)
-		}
-	}
 	stop := func(t *testing.T, vm hypervisor.VM) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
@@ -307,7 +293,7 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	template, con, _ := boot(t, "echo", func(c *hypervisor.Config) { s := snap; c.Snapshot = &s })
-	echo(t, template, con, "template\n")
+	agentEcho(t, template, con, "template\n")
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	if err := template.SaveSnapshot(ctx); err != nil {
@@ -323,7 +309,7 @@ func TestSnapshot(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			started := time.Now()
 			clone, con, _ := boot(t, "echo", func(c *hypervisor.Config) { s := snap; s.Restore = true; c.Snapshot = &s })
-			echo(t, clone, con, name+"\n")
+			agentEcho(t, clone, con, name+"\n")
 			t.Logf("first echo %v after QEMU start", time.Since(started).Round(time.Millisecond))
 			if strings.Contains(con.String(), marker) {
 				t.Errorf("the clone booted instead of resuming:\n%s", con)

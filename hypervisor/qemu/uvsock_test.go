@@ -100,18 +100,7 @@ exec ` + qemu + ` "$@"
 	if got := vm.Info().Agent; got != transport.Serial {
 		t.Fatalf("Info.Agent = %s, want the %s fallback", got, transport.Serial)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	conn, err := vm.DialAgent(ctx)
-	if err != nil {
-		t.Fatalf("DialAgent: %v\nconsole:\n%s", err, con)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(bootTimeout))
-	fmt.Fprintf(conn, "over serial\n")
-	if got, err := bufio.NewReader(conn).ReadString('\n'); err != nil || got != "over serial\n" {
-		t.Fatalf("echo = %q, %v", got, err)
-	}
+	agentEcho(t, vm, con, "over serial\n")
 }
 
 // TestAgentUserspaceVsock boots a VM whose agent channel is the
