@@ -16,12 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"rkt.dev/rkt/guest-agent/api"
 	"rkt.dev/rkt/hypervisor"
 	"rkt.dev/rkt/hypervisor/qemu"
 	"rkt.dev/rkt/hypervisor/transport"
+	"rkt.dev/rkt/internal/lock"
 	"rkt.dev/rkt/internal/tail"
 	"rkt.dev/rkt/network"
 )
@@ -169,35 +168,33 @@ func (tp *templatePlan) clone() *hypervisor.Snapshot {
 // template alone until the caller's QEMU has opened its files and the
 // caller closes the lock. Runs that would make the same template wait for
 // the one making it.
-func (tp *templatePlan) ensure(ctx context.Context, cfg hypervisor.Config, debugf func(string, ...any)) (*os.File, error) {
+func (tp *templatePlan) ensure(ctx context.Context, cfg hypervisor.Config, debugf func(string, ...any)) (*lock.Lock, error) {
 	if err := os.MkdirAll(templateRoot, 0o700); err != nil {
 		return nil, err
 	}
-	// Lock files are never removed: a run waiting on one must keep
-	// excluding the others.
-	lock, err := os.OpenFile(tp.dir+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := openTemplateLock(tp.dir)
 	if err != nil {
 		return nil, err
 	}
-	made, err := tp.makeLocked(ctx, lock, cfg, debugf)
+	made, err := tp.makeLocked(ctx, l, cfg, debugf)
 	if err == nil {
 		// Downgrading never waits: this run holds it exclusively.
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_SH)
+		err = l.Shared()
 	}
 	if err != nil {
-		lock.Close()
+		l.Close()
 		return nil, err
 	}
 	if made {
 		debugf("made VM template %s", tp.dir)
 	}
-	return lock, nil
+	return l, nil
 }
 
 // makeLocked takes the lock exclusively, waiting no longer than ctx, and
 // makes the template if it is missing.
-func (tp *templatePlan) makeLocked(ctx context.Context, lock *os.File, cfg hypervisor.Config, debugf func(string, ...any)) (bool, error) {
-	if err := flockWait(ctx, lock, unix.LOCK_EX); err != nil {
+func (tp *templatePlan) makeLocked(ctx context.Context, l *lock.Lock, cfg hypervisor.Config, debugf func(string, ...any)) (bool, error) {
+	if err := exclusiveWait(ctx, l); err != nil {
 		return false, fmt.Errorf("waiting for the VM template another run is making: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(tp.dir, "state")); err == nil {
@@ -217,12 +214,24 @@ func (tp *templatePlan) makeLocked(ctx context.Context, lock *os.File, cfg hyper
 	return true, os.Rename(tmp, tp.dir)
 }
 
-// flockWait takes a lock on f, polling so that it gives up when ctx is
-// done (flock itself cannot be interrupted).
-func flockWait(ctx context.Context, f *os.File, how int) error {
+// openTemplateLock opens the lock file of the template in dir, creating
+// it. Lock files are never removed: a run waiting on one must keep
+// excluding the others.
+func openTemplateLock(dir string) (*lock.Lock, error) {
+	f, err := os.OpenFile(dir+".lock", os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return lock.Open(dir + ".lock")
+}
+
+// exclusiveWait takes l exclusively, polling so that it gives up when ctx
+// is done (flock itself cannot be interrupted).
+func exclusiveWait(ctx context.Context, l *lock.Lock) error {
 	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		err := l.TryExclusive()
+		if !errors.Is(err, lock.ErrLocked) {
 			return err
 		}
 		select {
@@ -321,8 +330,8 @@ func (tp *templatePlan) markUsed() {
 // next pod makes it again; lock is the one ensure returned. It does
 // nothing while another run holds the template (a run resuming it
 // successfully, or making it anew).
-func (tp *templatePlan) discard(lock *os.File) {
-	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+func (tp *templatePlan) discard(l *lock.Lock) {
+	if l.TryExclusive() == nil {
 		os.RemoveAll(tp.dir)
 	}
 }
@@ -360,12 +369,12 @@ func pruneTemplates(debugf func(string, ...any)) {
 
 // removeUnlessBusy removes a template no run holds, under its lock.
 func removeUnlessBusy(dir string, debugf func(string, ...any)) {
-	lock, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := openTemplateLock(dir)
 	if err != nil {
 		return
 	}
-	defer lock.Close()
-	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+	defer l.Close()
+	if l.TryExclusive() == nil {
 		debugf("removing VM template %s", dir)
 		os.RemoveAll(dir)
 	}
