@@ -234,7 +234,7 @@ func (r *podRun) load() error {
 	if err != nil {
 		return err
 	}
-	if r.flags.Interactive && onTerminal(true) {
+	if r.flags.Interactive && onTerminal() {
 		app := r.plan.Apps[0]
 		app.Tty, app.Size = true, windowSize()
 	}

@@ -17,10 +17,9 @@ import (
 // local one, interprets the keys (^C, ^D, line editing), and its size
 // follows the local one.
 
-// onTerminal reports whether stdin and, if output is set, stdout are
-// terminals.
-func onTerminal(output bool) bool {
-	return term.IsTerminal(int(os.Stdin.Fd())) && (!output || term.IsTerminal(int(os.Stdout.Fd())))
+// onTerminal reports whether stdin and stdout are both terminals.
+func onTerminal() bool {
+	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 }
 
 // windowSize returns the local terminal's size, or nil if stdin has none.
